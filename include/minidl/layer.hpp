@@ -1,0 +1,224 @@
+// minidl — the layer interface.
+//
+// Every layer has two forward paths, chosen by an explicit argument of each
+// call, never by a mode stored in the layer:
+//   Phase::training  — what fit/train_on_batch run: Dropout drops, BatchNorm
+//                      normalizes with batch statistics (unless frozen with the
+//                      moving-statistics policy) and updates its moving statistics;
+//   Phase::inference — what evaluate/predict run: Dropout is the identity,
+//                      BatchNorm uses its moving statistics.
+// backward() differentiates the last *training-phase* forward.
+//
+// As in frugally-deep, the public entry points are non-virtual: they validate
+// shapes once, size the output buffers, then call the protected virtual
+// implementation. Buffers are reused while the batch size stays the same, so a
+// steady-state training step does not allocate.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "random.hpp"
+#include "tensor.hpp"
+
+namespace minidl {
+
+/// Which forward path a call runs. Passed to every forward call; never stored.
+enum class Phase { training, inference };
+
+inline const char* to_string(Phase phase) { return phase == Phase::training ? "training" : "inference"; }
+
+/// A view of one weight tensor of a layer, flattened, with its gradient.
+/// For non-trainable state (BatchNorm's moving statistics) `grad` is null.
+template <class Scalar>
+struct Parameter {
+  std::string name;        ///< "kernel", "bias", "gamma", "beta", "moving_mean", ...
+  Scalar* value = nullptr;  ///< `size` scalars, owned by the layer
+  Scalar* grad = nullptr;   ///< `size` scalars or null
+  Index size = 0;
+
+  Eigen::Map<Vector<Scalar>> values() const { return {value, size}; }
+  Eigen::Map<Vector<Scalar>> gradient() const { return {grad, grad ? size : 0}; }
+};
+
+template <class Scalar>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  /// Type name as Keras prints it: "Dense", "BatchNormalization", ...
+  virtual const char* type() const = 0;
+  /// A deep copy: weights, statistics, generator state, frozen flag and name.
+  virtual std::unique_ptr<Layer> clone() const = 0;
+
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const { return output_shape_; }
+  Index input_size() const { return input_shape_.size(); }
+  Index output_size() const { return output_shape_.size(); }
+
+  /// A frozen layer's parameters are never changed by an optimizer, and a frozen
+  /// BatchNorm never changes its moving statistics. Gradients still flow
+  /// through a frozen layer to the layers below it.
+  bool frozen() const { return frozen_; }
+  void set_frozen(bool frozen) { frozen_ = frozen; }
+
+  /// True once the input shape is known. Layers that adapt to their input
+  /// (Dropout, activations, a BatchNorm made without a size) are built by
+  /// Sequential::add from the previous layer's output shape, or by build().
+  bool built() const { return input_shape_.rank() > 0; }
+  /// Fixes the input shape of a layer made without one. Building an already
+  /// built layer with its own input shape is a no-op; with another shape, an error.
+  void build(const Shape& input) {
+    if (built()) {
+      if (input != input_shape_)
+        throw ShapeError(detail::message(describe(), ": expects input shape ", input_shape_.str(),
+                                         ", got ", input.str()));
+      return;
+    }
+    output_shape_ = build_impl(input);  // may throw: then nothing is changed
+    input_shape_ = input;
+  }
+
+  /// Draws initial weights from `rng`. Layers without random weights ignore it.
+  virtual void initialize(Rng& rng) { (void)rng; }
+  /// False until a layer with random weights has been initialized
+  /// (by Sequential::add, by an explicit seed, or by initialize()).
+  virtual bool initialized() const { return true; }
+
+  /// Runs the forward path of `phase` on a batch (N x input_size()).
+  /// Returns the output (N x output_size()), owned by the layer and valid until
+  /// the next forward call.
+  const Matrix<Scalar>& forward(const Matrix<Scalar>& x, Phase phase) {
+    check_input(x, "forward");
+    if (!initialized())
+      throw StateError(detail::message(describe(), ": weights are not initialized; add the layer to a "
+                                                   "Sequential or call initialize(rng) first"));
+    output_.resize(x.rows(), output_size());
+    // The backward cache is only valid after a training-phase forward.
+    training_rows_ = 0;
+    if (phase == Phase::training) {
+      forward_training(x, output_);
+      training_rows_ = x.rows();
+    } else {
+      forward_inference(x, output_);
+    }
+    return output_;
+  }
+
+  /// Back-propagates `grad_output` (N x output_size(), dLoss/dOutput) through the
+  /// last training-phase forward, whose input must be passed again as `x`.
+  /// Stores the parameter gradients (unless frozen) and returns dLoss/dx
+  /// (N x input_size()), owned by the layer. With `need_input_grad` false the
+  /// input gradient is not computed (the first layer of a model needs none) and
+  /// the returned matrix is empty.
+  const Matrix<Scalar>& backward(const Matrix<Scalar>& x, const Matrix<Scalar>& grad_output,
+                                 bool need_input_grad = true) {
+    check_input(x, "backward");
+    if (training_rows_ == 0)
+      throw StateError(describe() + ": backward() needs a training-phase forward() first");
+    if (x.rows() != training_rows_)
+      throw ShapeError(detail::message(describe(), ": backward() got a batch of ", x.rows(),
+                                       " rows, the last training forward had ", training_rows_));
+    if (grad_output.rows() != x.rows() || grad_output.cols() != output_size())
+      throw ShapeError(detail::message(describe(), ": backward() gradient is ", grad_output.rows(), " x ",
+                                       grad_output.cols(), ", expected ", x.rows(), " x ", output_size()));
+    if (need_input_grad) {
+      grad_input_.resize(x.rows(), input_size());
+      backward_impl(x, grad_output, &grad_input_);
+    } else {
+      backward_impl(x, grad_output, nullptr);
+    }
+    return grad_input_;
+  }
+
+  /// Trainable weights with their gradients (empty for layers without weights).
+  std::vector<Parameter<Scalar>> parameters() {
+    std::vector<Parameter<Scalar>> out;
+    collect_parameters(out);
+    return out;
+  }
+  /// Non-trainable state, e.g. BatchNorm's moving mean and variance.
+  std::vector<Parameter<Scalar>> state() {
+    std::vector<Parameter<Scalar>> out;
+    collect_state(out);
+    return out;
+  }
+  Index parameter_count() const { return count(&Layer::collect_parameters); }
+  Index state_count() const { return count(&Layer::collect_state); }
+
+  /// "Dense 'dense_1'": how messages name this layer.
+  std::string describe() const { return std::string(type()) + " '" + name_ + "'"; }
+
+ protected:
+  Layer(Shape input_shape, Shape output_shape)
+      : input_shape_(input_shape), output_shape_(output_shape) {}
+  /// A layer whose shapes are fixed later by build().
+  Layer() = default;
+
+  /// Called once by build() with the input shape; returns the output shape and
+  /// sizes anything that depends on the input (BatchNorm's statistics). Must
+  /// validate before changing anything. Default: shape-preserving.
+  virtual Shape build_impl(const Shape& input) { return input; }
+  Layer(const Layer&) = default;
+  Layer& operator=(const Layer&) = default;
+
+  /// y = f(x) in the training phase; y is already sized N x output_size().
+  virtual void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) = 0;
+  /// y = f(x) in the inference phase; y is already sized N x output_size().
+  virtual void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) = 0;
+  /// Parameter gradients from dy (skipped when frozen); dx if `dx` is not null
+  /// (already sized N x input_size()). The last training output is `output()`.
+  virtual void backward_impl(const Matrix<Scalar>& x, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) = 0;
+
+  virtual void collect_parameters(std::vector<Parameter<Scalar>>& out) { (void)out; }
+  virtual void collect_state(std::vector<Parameter<Scalar>>& out) { (void)out; }
+
+  /// The output of the last forward call.
+  const Matrix<Scalar>& output() const { return output_; }
+
+ private:
+  void check_input(const Matrix<Scalar>& x, const char* call) const {
+    if (!built())
+      throw StateError(detail::message(describe(), ": ", call, "() on a layer without an input shape; add it "
+                                                   "to a Sequential or call build(shape) first"));
+    if (x.cols() != input_size())
+      throw ShapeError(detail::message(describe(), ": ", call, "() input has ", x.cols(),
+                                       " values per sample, expected ", input_size(), " (input shape ",
+                                       input_shape_.str(), ")"));
+    if (x.rows() == 0) throw ValueError(detail::message(describe(), ": ", call, "() got an empty batch (0 rows)"));
+  }
+
+  Index count(void (Layer::*collect)(std::vector<Parameter<Scalar>>&)) const {
+    std::vector<Parameter<Scalar>> views;
+    (const_cast<Layer*>(this)->*collect)(views);  // collect only takes addresses
+    Index n = 0;
+    for (const auto& p : views) n += p.size;
+    return n;
+  }
+
+  std::string name_;
+  Shape input_shape_, output_shape_;
+  bool frozen_ = false;
+  Matrix<Scalar> output_;      // N x output_size(): the last forward's result
+  Matrix<Scalar> grad_input_;  // N x input_size(): the last backward's dLoss/dx
+  Index training_rows_ = 0;    // batch size of the last training forward; 0 = no backward cache
+};
+
+/// Implements clone() for a concrete layer (CRTP), so each layer need not.
+template <class Derived, class Scalar>
+class LayerBase : public Layer<Scalar> {
+ public:
+  std::unique_ptr<Layer<Scalar>> clone() const override {
+    return std::make_unique<Derived>(static_cast<const Derived&>(*this));
+  }
+
+ protected:
+  using Layer<Scalar>::Layer;
+};
+
+}  // namespace minidl
