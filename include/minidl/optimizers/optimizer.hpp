@@ -23,7 +23,7 @@ class Optimizer {
   virtual ~Optimizer() = default;
 
   /// "SGD", "Adam", "RMSprop".
-  virtual const char* type() const = 0;
+  const char* type() const { return type_; }
   virtual std::unique_ptr<Optimizer> clone() const = 0;
 
   Scalar learning_rate() const { return learning_rate_; }
@@ -48,7 +48,9 @@ class Optimizer {
   virtual void update(std::size_t slot, Eigen::Map<Vector<Scalar>> value, Eigen::Map<const Vector<Scalar>> grad) = 0;
 
  protected:
-  explicit Optimizer(Scalar learning_rate) { set_learning_rate(learning_rate); }
+  /// `type` names the optimizer in error messages (the constructor cannot ask a
+  /// virtual function yet).
+  Optimizer(const char* type, Scalar learning_rate) : type_(type) { set_learning_rate(learning_rate); }
   virtual void build_slots(const std::vector<Index>& sizes) = 0;
 
   /// For the hyper-parameter checks of the concrete optimizers.
@@ -62,6 +64,7 @@ class Optimizer {
   }
 
  private:
+  const char* type_;
   Scalar learning_rate_ = 0;
   std::int64_t iterations_ = 0;
 };
