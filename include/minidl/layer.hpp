@@ -110,6 +110,9 @@ class Layer {
     return output_;
   }
 
+  /// The output of the last forward call (the matrix forward() returned).
+  const Matrix<Scalar>& output() const { return output_; }
+
   /// Back-propagates `grad_output` (N x output_size(), dLoss/dOutput) through the
   /// last training-phase forward, whose input must be passed again as `x`.
   /// Stores the parameter gradients (unless frozen) and returns dLoss/dx
@@ -177,9 +180,6 @@ class Layer {
 
   virtual void collect_parameters(std::vector<Parameter<Scalar>>& out) { (void)out; }
   virtual void collect_state(std::vector<Parameter<Scalar>>& out) { (void)out; }
-
-  /// The output of the last forward call.
-  const Matrix<Scalar>& output() const { return output_; }
 
  private:
   void check_input(const Matrix<Scalar>& x, const char* call) const {
