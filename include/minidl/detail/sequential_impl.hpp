@@ -1,0 +1,180 @@
+// minidl — Sequential's training loop, evaluation and summary (the class and
+// its contracts are in sequential.hpp).
+#pragma once
+
+#include <cstdio>
+#include <iomanip>
+
+#include "../sequential.hpp"
+
+namespace minidl {
+
+template <class Scalar>
+Scalar Sequential<Scalar>::train_step() {
+  // Forward, training phase. Layer i's input is layer i-1's output buffer.
+  const Matrix<Scalar>* h = &batch_x_;
+  for (auto& l : layers_) h = &l->forward(*h, Phase::training);
+  const Matrix<Scalar>& y_pred = *h;
+
+  // The loss and its gradient, before any update: this is what fit reports.
+  loss_grad_.resize(y_pred.rows(), y_pred.cols());
+  const Scalar loss = loss_->value(y_pred, batch_y_, &loss_grad_);
+
+  // Backward down to the lowest layer that has trainable parameters: below it
+  // nothing would use the gradient (a frozen base costs no backward pass).
+  std::size_t lowest = layers_.size();
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    if (!layers_[i]->frozen() && !parameters_[i].empty()) {
+      lowest = i;
+      break;
+    }
+  const Matrix<Scalar>* grad = &loss_grad_;
+  for (std::size_t i = layers_.size(); i-- > lowest;) {
+    const Matrix<Scalar>& input = i == 0 ? batch_x_ : layers_[i - 1]->output();
+    grad = &layers_[i]->backward(input, *grad, /*need_input_grad=*/i > lowest);
+  }
+
+  // Update: frozen layers are skipped, so their weights stay bitwise unchanged.
+  optimizer_->begin_step();
+  std::size_t slot = 0;
+  for (std::size_t i = 0; i < layers_.size(); ++i)
+    for (const auto& p : parameters_[i]) {
+      if (!layers_[i]->frozen())
+        optimizer_->update(slot, p.values(), Eigen::Map<const Vector<Scalar>>(p.grad, p.size));
+      ++slot;
+    }
+  return loss;
+}
+
+template <class Scalar>
+Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size,
+                                       const char* prefix) {
+  double loss_sum = 0;
+  std::vector<double> metric_sums(metrics_.size(), 0.0);
+  for (Index begin = 0; begin < x.rows(); begin += batch_size) {
+    const Index n = std::min(batch_size, x.rows() - begin);
+    eval_x_ = x.middleRows(begin, n);
+    eval_y_ = y.middleRows(begin, n);
+    const auto& out = forward_all(eval_x_, [](std::size_t) { return Phase::inference; });
+    loss_sum += static_cast<double>(loss_->value(out, eval_y_, nullptr)) * static_cast<double>(n);
+    for (std::size_t m = 0; m < metrics_.size(); ++m)
+      metric_sums[m] += static_cast<double>(metric_value(metrics_[m], out, eval_y_)) * static_cast<double>(n);
+  }
+  // Round the means to Scalar, as the reported values are Scalars.
+  const auto mean = [&](double sum) { return static_cast<double>(static_cast<Scalar>(sum / x.rows())); };
+  Logs logs;
+  logs.set(std::string(prefix) + "loss", mean(loss_sum));
+  for (std::size_t m = 0; m < metrics_.size(); ++m)
+    logs.set(std::string(prefix) + metric_name(metrics_[m]), mean(metric_sums[m]));
+  return logs;
+}
+
+template <class Scalar>
+void Sequential<Scalar>::check_fit_options(const FitOptions<Scalar>& options) const {
+  check_batch_size("fit", options.batch_size);
+  if (options.epochs < 0) throw ValueError(detail::message("Sequential::fit: epochs must be >= 0, got ", options.epochs));
+  if (options.verbose < 0 || options.verbose > 2)
+    throw ValueError(detail::message("Sequential::fit: verbose must be 0, 1 or 2, got ", options.verbose));
+  if (options.verbose > 0 && options.out == nullptr)
+    throw ValueError("Sequential::fit: out must not be null when verbose > 0");
+  if (options.validation_data) check_data("fit (validation_data)", options.validation_data->x, options.validation_data->y);
+}
+
+template <class Scalar>
+History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options) {
+  check_compiled("fit");
+  check_data("fit", x, y);
+  check_fit_options(options);
+
+  const Index samples = x.rows();
+  const Index steps = (samples + options.batch_size - 1) / options.batch_size;
+  order_.resize(static_cast<std::size_t>(samples));
+  std::iota(order_.begin(), order_.end(), Index{0});
+  Rng shuffle_rng(options.seed);
+  ProgressBar progress(options.out ? *options.out : std::cout, options.verbose,
+                       options.live_progress.value_or(options.out && is_terminal(*options.out)));
+  History history;
+  Logs logs;
+  std::vector<double> metric_sums(metrics_.size());
+
+  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+    for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
+    if (options.shuffle)  // Fisher–Yates with the seeded generator
+      for (std::size_t i = order_.size(); i > 1; --i)
+        std::swap(order_[i - 1], order_[shuffle_rng.below(i)]);
+    progress.begin_epoch(epoch, options.epochs, steps);
+
+    double loss_sum = 0;
+    std::fill(metric_sums.begin(), metric_sums.end(), 0.0);
+    Index seen = 0;
+    for (Index step = 0; step < steps; ++step) {
+      const Index begin = step * options.batch_size;
+      const Index n = std::min(options.batch_size, samples - begin);
+      batch_x_.resize(n, x.cols());
+      batch_y_.resize(n, y.cols());
+      for (Index r = 0; r < n; ++r) {
+        const Index sample = order_[static_cast<std::size_t>(begin + r)];
+        batch_x_.row(r) = x.row(sample);
+        batch_y_.row(r) = y.row(sample);
+      }
+      const Scalar batch_loss = train_step();
+      // Metrics on the same pre-update training-phase outputs as the loss.
+      const Matrix<Scalar>& y_pred = layers_.back()->output();
+      seen += n;
+      loss_sum += static_cast<double>(batch_loss) * static_cast<double>(n);
+      logs.set("loss", loss_sum / static_cast<double>(seen));
+      for (std::size_t m = 0; m < metrics_.size(); ++m) {
+        metric_sums[m] += static_cast<double>(metric_value(metrics_[m], y_pred, batch_y_)) * static_cast<double>(n);
+        logs.set(metric_name(metrics_[m]), metric_sums[m] / static_cast<double>(seen));
+      }
+      progress.update(step + 1, logs);
+      for (auto& cb : options.callbacks) cb->on_batch_end(*this, step, logs);
+    }
+
+    // Validation after the epoch's last update, in the inference phase: the
+    // same computation as evaluate(), hence the same value.
+    if (options.validation_data) {
+      const Logs val = evaluate_logs(options.validation_data->x, options.validation_data->y, options.batch_size, "val_");
+      for (const auto& [name, value] : val.entries()) logs.set(name, value);
+    }
+    history.append(logs);
+    progress.end_epoch(logs);
+    for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
+  }
+  return history;
+}
+
+template <class Scalar>
+void Sequential<Scalar>::summary(std::ostream& out) const {
+  const auto rule = [&](char c) { out << std::string(84, c) << '\n'; };
+  const auto grouped = [](Index n) {  // 101000 -> "101,000"
+    std::string digits = std::to_string(n), text;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+      if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
+      text += digits[i];
+    }
+    return text;
+  };
+  out << "Model: \"sequential\"\n";
+  rule('_');
+  out << std::left << ' ' << std::setw(40) << "Layer (type)" << std::setw(22) << "Output Shape" << std::setw(12)
+      << "Param #" << "Frozen\n";
+  rule('=');
+  Index total = 0, trainable = 0;
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const Layer<Scalar>& l = *layers_[i];
+    const Index params = l.parameter_count() + l.state_count();
+    total += params;
+    if (!l.frozen()) trainable += l.parameter_count();
+    out << ' ' << std::setw(40) << (l.name() + " (" + l.type() + ")") << std::setw(22) << l.output_shape().str()
+        << std::setw(12) << grouped(params) << (l.frozen() ? "yes" : "no") << '\n';
+    if (i + 1 < layers_.size()) out << '\n';
+  }
+  rule('=');
+  out << "Total params: " << grouped(total) << '\n'
+      << "Trainable params: " << grouped(trainable) << '\n'
+      << "Non-trainable params: " << grouped(total - trainable) << " (frozen weights and moving statistics)\n";
+  rule('_');
+}
+
+}  // namespace minidl

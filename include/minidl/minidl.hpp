@@ -1,0 +1,25 @@
+// minidl — header-only deep learning on Eigen, with separate training and
+// inference paths in every layer. Include this one header.
+// (The IDX/MNIST reader is <minidl/idx.hpp>: it needs zlib.)
+#pragma once
+
+#include "activation.hpp"
+#include "callbacks.hpp"
+#include "error.hpp"
+#include "explain_gap.hpp"
+#include "fit_options.hpp"
+#include "gradient_check.hpp"
+#include "history.hpp"
+#include "layer.hpp"
+#include "layers/activation_layer.hpp"
+#include "layers/batch_norm.hpp"
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "losses.hpp"
+#include "metrics.hpp"
+#include "optimizers/adam.hpp"
+#include "optimizers/rmsprop.hpp"
+#include "optimizers/sgd.hpp"
+#include "random.hpp"
+#include "sequential.hpp"
+#include "tensor.hpp"

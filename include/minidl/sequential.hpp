@@ -1,0 +1,361 @@
+// minidl — Sequential: a stack of layers with Keras's compile / fit /
+// evaluate / predict.
+//
+// Phases, as in Keras:
+//   fit, train_on_batch          — training phase, then the optimizer update;
+//   evaluate, test_on_batch,
+//   predict, validation          — inference phase, no side effects at all.
+// fit's epoch loss is the batch-size-weighted mean of the training-phase
+// losses computed *before* each batch's update (Keras's running mean), and
+// validation runs after the epoch's last update in the inference phase, so
+// val_loss equals an evaluate() on the same data right after fit.
+//
+// Layers are owned by the model (shared with the models that split() makes).
+// A call that throws leaves the model as it was: every argument is checked
+// before anything changes.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "detail/loss_function.hpp"
+#include "fit_options.hpp"
+#include "history.hpp"
+#include "layer.hpp"
+#include "layers/batch_norm.hpp"
+#include "metrics.hpp"
+#include "optimizers/optimizer.hpp"
+#include "progress.hpp"
+
+namespace minidl {
+
+template <class Scalar>
+class Sequential {
+ public:
+  /// `seed` seeds the initial weights and dropout generators of layers added
+  /// without a seed of their own.
+  explicit Sequential(std::uint64_t seed = 0) : init_rng_(seed) {}
+  Sequential(Sequential&&) noexcept = default;
+  Sequential& operator=(Sequential&&) noexcept = default;
+  // Copying would silently share layers; use clone() for a deep copy.
+  Sequential(const Sequential&) = delete;
+  Sequential& operator=(const Sequential&) = delete;
+
+  // ---- building ---------------------------------------------------------
+
+  /// Appends a layer and returns it. A layer made without an input shape takes
+  /// the previous layer's output shape; a layer without weights yet is
+  /// initialized from the model's generator. The model must be compiled again.
+  template <class L>
+  L& add(L layer) {
+    static_assert(std::is_base_of_v<Layer<Scalar>, L>, "Sequential::add takes a minidl layer");
+    if (layers_.empty()) {
+      if (!layer.built())
+        throw ShapeError(detail::message("Sequential::add: the first layer, ", layer.describe(),
+                                         ", needs an input shape"));
+    } else {
+      layer.build(layers_.back()->output_shape());  // throws on a mismatch, naming the layer
+    }
+    if (!layer.initialized()) layer.initialize(init_rng_);
+    if (layer.name().empty()) layer.set_name(unique_name(layer.type()));
+    auto owned = std::make_shared<L>(std::move(layer));
+    L& ref = *owned;
+    layers_.push_back(std::move(owned));
+    compiled_ = false;
+    return ref;
+  }
+
+  std::size_t size() const { return layers_.size(); }
+  Layer<Scalar>& layer(std::size_t index) { return *layers_.at(index); }
+  const Layer<Scalar>& layer(std::size_t index) const { return *layers_.at(index); }
+  Layer<Scalar>& layer(const std::string& name) {
+    for (auto& l : layers_)
+      if (l->name() == name) return *l;
+    throw ValueError(detail::message("Sequential::layer: no layer named '", name, "'"));
+  }
+  const Shape& input_shape() const { return checked_front().input_shape(); }
+  const Shape& output_shape() const { return checked_back().output_shape(); }
+
+  // ---- freezing ---------------------------------------------------------
+
+  /// Freezes layers [begin, end): their weights and moving statistics stop changing.
+  void freeze(std::size_t begin, std::size_t end) { set_frozen(begin, end, true); }
+  void unfreeze(std::size_t begin, std::size_t end) { set_frozen(begin, end, false); }
+  void freeze() { set_frozen(0, size(), true); }
+  void unfreeze() { set_frozen(0, size(), false); }
+
+  /// What every frozen BatchNorm of the model normalizes with in the training phase.
+  void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) {
+    for (auto& l : layers_)
+      if (auto* bn = dynamic_cast<BatchNorm<Scalar>*>(l.get())) bn->set_frozen_policy(policy);
+  }
+
+  /// Splits into a base (layers [0, k)) and a top (layers [k, size())) that share
+  /// this model's layers: training the top trains this model's head. Both are
+  /// uncompiled. The "split" fix: features = base.predict(x); top.fit(features, y).
+  std::pair<Sequential, Sequential> split(std::size_t k) const {
+    if (k == 0 || k >= size())
+      throw ValueError(detail::message("Sequential::split: k must be in [1, ", size(), "), got ", k));
+    return {share(0, k), share(k, size())};
+  }
+
+  /// A deep copy: layers, weights, statistics, generators, compile state.
+  Sequential clone() const {
+    Sequential copy(0);
+    copy.init_rng_ = init_rng_;
+    for (const auto& l : layers_) copy.layers_.push_back(std::shared_ptr<Layer<Scalar>>(l->clone()));
+    if (loss_) copy.loss_ = loss_->clone();
+    if (optimizer_) copy.optimizer_ = optimizer_->clone();
+    copy.metrics_ = metrics_;
+    copy.compiled_ = compiled_;
+    if (compiled_) copy.cache_parameters();
+    return copy;
+  }
+
+  // ---- compile ----------------------------------------------------------
+
+  /// Sets the loss (MeanSquaredError{}, CategoricalCrossentropy{true}, ...), the
+  /// optimizer (Adam<float>{1e-3}, ...) and the metrics reported by fit/evaluate.
+  /// Resets the optimizer's state.
+  template <class Loss, class Opt>
+  void compile(const Loss& loss, const Opt& optimizer, std::vector<Metric> metrics = {}) {
+    static_assert(std::is_base_of_v<Optimizer<Scalar>, Opt>,
+                  "compile: the optimizer must be a minidl::Optimizer of the model's scalar type");
+    checked_back();
+    auto opt = std::make_unique<Opt>(optimizer);
+    std::vector<Index> sizes;
+    for (auto& l : layers_)
+      for (const auto& p : l->parameters()) sizes.push_back(p.size);
+    opt->build(sizes);
+    loss_ = std::make_unique<detail::LossFunction<Scalar, Loss>>(loss);
+    optimizer_ = std::move(opt);
+    metrics_ = std::move(metrics);
+    cache_parameters();
+    compiled_ = true;
+  }
+  bool compiled() const { return compiled_; }
+  Optimizer<Scalar>& optimizer() {
+    check_compiled("optimizer");
+    return *optimizer_;
+  }
+
+  // ---- training and inference ------------------------------------------
+
+  History fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options = {});
+
+  /// Loss of (x, y) in the inference phase, batch-size-weighted over batches.
+  Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32) {
+    check_compiled("evaluate");
+    check_data("evaluate", x, y);
+    check_batch_size("evaluate", batch_size);
+    return static_cast<Scalar>(evaluate_logs(x, y, batch_size, "")["loss"]);
+  }
+  /// The loss and every metric of (x, y) in the inference phase.
+  Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32) {
+    check_compiled("evaluate_all");
+    check_data("evaluate_all", x, y);
+    check_batch_size("evaluate_all", batch_size);
+    return evaluate_logs(x, y, batch_size, "");
+  }
+
+  /// Outputs for x (N x output size) in the inference phase.
+  Matrix<Scalar> predict(ConstMatrixRef<Scalar> x, Index batch_size = 32) {
+    check_input_data("predict", x);
+    check_batch_size("predict", batch_size);
+    Matrix<Scalar> out(x.rows(), output_shape().size());
+    for (Index begin = 0; begin < x.rows(); begin += batch_size) {
+      const Index n = std::min(batch_size, x.rows() - begin);
+      eval_x_ = x.middleRows(begin, n);
+      out.middleRows(begin, n) = forward_all(eval_x_, [](std::size_t) { return Phase::inference; });
+    }
+    return out;
+  }
+
+  /// One training step on exactly this batch; returns its loss computed in the
+  /// training phase before the update (what fit averages).
+  Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+    check_compiled("train_on_batch");
+    check_data("train_on_batch", x, y);
+    batch_x_ = x;
+    batch_y_ = y;
+    return train_step();
+  }
+  /// Loss of exactly this batch in the inference phase.
+  Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+    check_compiled("test_on_batch");
+    check_data("test_on_batch", x, y);
+    return static_cast<Scalar>(evaluate_logs(x, y, x.rows(), "")["loss"]);
+  }
+
+  /// Loss of (x, y) with layer i run in `phases[i]`, without any weight update.
+  /// Training-phase layers act as in fit: Dropout draws masks from its
+  /// generator, a non-frozen BatchNorm updates its moving statistics. Used by
+  /// explain_gap on a clone() to attribute the train/inference gap to layers.
+  Scalar loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const std::vector<Phase>& phases,
+                        Index batch_size = 32) {
+    check_compiled("loss_in_phases");
+    check_data("loss_in_phases", x, y);
+    check_batch_size("loss_in_phases", batch_size);
+    if (phases.size() != size())
+      throw ShapeError(detail::message("Sequential::loss_in_phases: phases has ", phases.size(),
+                                       " entries, expected one per layer (", size(), ")"));
+    double sum = 0;
+    for (Index begin = 0; begin < x.rows(); begin += batch_size) {
+      const Index n = std::min(batch_size, x.rows() - begin);
+      eval_x_ = x.middleRows(begin, n);
+      eval_y_ = y.middleRows(begin, n);
+      const auto& out = forward_all(eval_x_, [&](std::size_t i) { return phases[i]; });
+      sum += static_cast<double>(loss_->value(out, eval_y_, nullptr)) * static_cast<double>(n);
+    }
+    return static_cast<Scalar>(sum / static_cast<double>(x.rows()));
+  }
+
+  // ---- weights ------------------------------------------------------------
+
+  /// Every parameter and statistics tensor, layer by layer (Keras order:
+  /// kernel, bias; gamma, beta, moving_mean, moving_variance).
+  std::vector<Vector<Scalar>> get_weights() const {
+    std::vector<Vector<Scalar>> out;
+    for (const auto& p : all_tensors()) out.emplace_back(p.values());
+    return out;
+  }
+  void set_weights(const std::vector<Vector<Scalar>>& weights) {
+    auto tensors = all_tensors();
+    if (weights.size() != tensors.size())
+      throw ShapeError(detail::message("Sequential::set_weights: got ", weights.size(), " tensors, expected ",
+                                       tensors.size()));
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+      if (weights[i].size() != tensors[i].size)
+        throw ShapeError(detail::message("Sequential::set_weights: tensor ", i, " (", tensors[i].name, ") has ",
+                                         weights[i].size(), " values, expected ", tensors[i].size));
+    for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].values() = weights[i];
+  }
+
+  Index parameter_count() const { return count([](const Layer<Scalar>&) { return true; }); }
+  Index trainable_parameter_count() const { return count([](const Layer<Scalar>& l) { return !l.frozen(); }); }
+
+  /// Prints a Keras-like table: layer, output shape, parameters, frozen; totals.
+  void summary(std::ostream& out = std::cout) const;
+
+ private:
+  Sequential share(std::size_t begin, std::size_t end) const {
+    Sequential part(0);
+    part.layers_.assign(layers_.begin() + static_cast<std::ptrdiff_t>(begin),
+                        layers_.begin() + static_cast<std::ptrdiff_t>(end));
+    return part;
+  }
+
+  std::string unique_name(const char* type) const {
+    // Keras: "Dense" -> "dense", "BatchNormalization" -> "batch_normalization", then "_1", "_2", ...
+    std::string base;
+    for (const char* c = type; *c; ++c) {
+      if (std::isupper(static_cast<unsigned char>(*c)) && c != type) base += '_';
+      base += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    }
+    int count = 0;
+    for (const auto& l : layers_)
+      if (l->type() == std::string(type)) ++count;
+    return count == 0 ? base : base + "_" + std::to_string(count);
+  }
+
+  void set_frozen(std::size_t begin, std::size_t end, bool frozen) {
+    if (begin > end || end > size())
+      throw ValueError(detail::message("Sequential::", frozen ? "freeze" : "unfreeze", ": range [", begin, ", ",
+                                       end, ") is not within [0, ", size(), "]"));
+    for (std::size_t i = begin; i < end; ++i) layers_[i]->set_frozen(frozen);
+  }
+
+  const Layer<Scalar>& checked_front() const {
+    if (layers_.empty()) throw StateError("Sequential: the model has no layers; add() some first");
+    return *layers_.front();
+  }
+  const Layer<Scalar>& checked_back() const {
+    checked_front();
+    return *layers_.back();
+  }
+  void check_compiled(const char* call) const {
+    if (!compiled_)
+      throw StateError(detail::message("Sequential::", call, ": the model is not compiled; call compile(loss, "
+                                                             "optimizer) after adding the last layer"));
+  }
+  void check_batch_size(const char* call, Index batch_size) const {
+    if (batch_size <= 0)
+      throw ValueError(detail::message("Sequential::", call, ": batch_size must be > 0, got ", batch_size));
+  }
+  void check_matrix(const char* call, const char* name, ConstMatrixRef<Scalar> m, Index columns) const {
+    if (m.rows() == 0) throw ValueError(detail::message("Sequential::", call, ": ", name, " is empty (0 samples)"));
+    if (m.cols() != columns)
+      throw ShapeError(detail::message("Sequential::", call, ": ", name, " has ", m.cols(),
+                                       " columns, expected ", columns, " (the model's ",
+                                       name[0] == 'x' ? "input" : "output", " size)"));
+    if (!m.allFinite())
+      throw ValueError(detail::message("Sequential::", call, ": ", name, " contains NaN or Inf"));
+  }
+  void check_input_data(const char* call, ConstMatrixRef<Scalar> x) const {
+    check_matrix(call, "x", x, input_shape().size());
+  }
+  void check_data(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) const {
+    check_input_data(call, x);
+    if (y.rows() != x.rows())
+      throw ShapeError(detail::message("Sequential::", call, ": y has ", y.rows(), " rows, expected ", x.rows(),
+                                       " (one per row of x)"));
+    check_matrix(call, "y", y, output_shape().size());
+  }
+
+  /// Runs every layer forward, layer i in phase_of(i); returns the last output.
+  template <class PhaseOf>
+  const Matrix<Scalar>& forward_all(const Matrix<Scalar>& x, PhaseOf phase_of) {
+    const Matrix<Scalar>* h = &x;
+    for (std::size_t i = 0; i < layers_.size(); ++i) h = &layers_[i]->forward(*h, phase_of(i));
+    return *h;
+  }
+
+  /// The training step on batch_x_/batch_y_: forward (training), loss, backward, update.
+  Scalar train_step();
+  Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size, const char* prefix);
+  void check_fit_options(const FitOptions<Scalar>& options) const;
+
+  void cache_parameters() {
+    parameters_.clear();
+    for (auto& l : layers_) parameters_.push_back(l->parameters());
+  }
+  std::vector<Parameter<Scalar>> all_tensors() const {
+    std::vector<Parameter<Scalar>> out;
+    for (const auto& l : layers_) {
+      for (const auto& p : l->parameters()) out.push_back(p);
+      for (const auto& p : l->state()) out.push_back(p);
+    }
+    return out;
+  }
+  template <class Predicate>
+  Index count(Predicate include) const {
+    Index n = 0;
+    for (const auto& l : layers_)
+      if (include(*l)) n += l->parameter_count();
+    return n;
+  }
+
+  std::vector<std::shared_ptr<Layer<Scalar>>> layers_;
+  Rng init_rng_;
+  std::unique_ptr<detail::LossFunctionBase<Scalar>> loss_;
+  std::unique_ptr<Optimizer<Scalar>> optimizer_;
+  std::vector<Metric> metrics_;
+  bool compiled_ = false;
+  std::vector<std::vector<Parameter<Scalar>>> parameters_;  // per layer, cached at compile()
+
+  // Reused buffers: a steady-state step allocates nothing.
+  Matrix<Scalar> batch_x_, batch_y_;  // the training batch (gathered rows)
+  Matrix<Scalar> eval_x_, eval_y_;    // evaluate/predict batches; separate so a callback's evaluate is harmless
+  Matrix<Scalar> loss_grad_;          // dLoss/dOutput
+  std::vector<Index> order_;          // sample order of the current epoch
+};
+
+}  // namespace minidl
+
+#include "detail/sequential_impl.hpp"
