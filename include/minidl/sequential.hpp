@@ -52,9 +52,9 @@ class Sequential {
   /// Appends a layer and returns it. A layer made without an input shape takes
   /// the previous layer's output shape; a layer without weights yet is
   /// initialized from the model's generator. The model must be compiled again.
-  template <class L>
+  template <class L, std::enable_if_t<std::is_base_of_v<Layer<Scalar>, L>, int> = 0>
   L& add(L layer) {
-    static_assert(std::is_base_of_v<Layer<Scalar>, L>, "Sequential::add takes a minidl layer");
+    if (layer.name().empty()) layer.set_name(unique_name(layer.type()));  // so errors can name it
     if (layers_.empty()) {
       if (!layer.built())
         throw ShapeError(detail::message("Sequential::add: the first layer, ", layer.describe(),
@@ -63,12 +63,23 @@ class Sequential {
       layer.build(layers_.back()->output_shape());  // throws on a mismatch, naming the layer
     }
     if (!layer.initialized()) layer.initialize(init_rng_);
-    if (layer.name().empty()) layer.set_name(unique_name(layer.type()));
     auto owned = std::make_shared<L>(std::move(layer));
     L& ref = *owned;
     layers_.push_back(std::move(owned));
     compiled_ = false;
     return ref;
+  }
+
+  /// Appends the layers of `other`, shared with it (as a Keras model nested in
+  /// a Sequential): add(base.clone()) for an independent copy of a base.
+  void add(const Sequential& other) {
+    if (other.layers_.empty()) throw ValueError("Sequential::add: the model to append has no layers");
+    if (!layers_.empty() && other.input_shape() != output_shape())
+      throw ShapeError(detail::message("Sequential::add: the appended model expects input shape ",
+                                       other.input_shape().str(), ", the last layer, ", layers_.back()->describe(),
+                                       ", outputs ", output_shape().str()));
+    layers_.insert(layers_.end(), other.layers_.begin(), other.layers_.end());
+    compiled_ = false;
   }
 
   std::size_t size() const { return layers_.size(); }

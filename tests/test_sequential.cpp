@@ -1,0 +1,316 @@
+// Sequential: compile / fit / evaluate / predict semantics, errors, determinism.
+#include <doctest/doctest.h>
+
+#include <minidl/minidl.hpp>
+#include <sstream>
+
+using namespace minidl;
+
+namespace {
+
+template <class Scalar>
+Matrix<Scalar> random_matrix(Index rows, Index cols, std::uint64_t seed, double low = -1, double high = 1) {
+  Rng rng(seed);
+  Matrix<Scalar> m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<Scalar>(rng.uniform(low, high));
+  return m;
+}
+
+// Dense(6, 16, relu) -> BatchNorm -> Dropout(0.25) -> Dense(16, 2)
+template <class Scalar>
+Sequential<Scalar> small_model(std::uint64_t seed = 1) {
+  Sequential<Scalar> model(seed);
+  model.add(Dense<Scalar>(6, 16, Activation::relu));
+  model.add(BatchNorm<Scalar>());
+  model.add(Dropout<Scalar>(0.25));
+  model.add(Dense<Scalar>(16, 2));
+  model.compile(MeanSquaredError{}, Adam<Scalar>{Scalar(1e-2)}, {Metric::mae});
+  return model;
+}
+
+template <class Scalar>
+FitOptions<Scalar> quiet(int epochs = 1, Index batch_size = 32) {
+  FitOptions<Scalar> options;
+  options.epochs = epochs;
+  options.batch_size = batch_size;
+  options.verbose = 0;
+  return options;
+}
+
+template <class Scalar>
+bool same_weights(const std::vector<Vector<Scalar>>& a, const std::vector<Vector<Scalar>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].size() != b[i].size() || !(a[i].array() == b[i].array()).all()) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("fit's epoch loss is the batch-size-weighted mean of pre-update batch losses", T, float, double) {
+  const auto x = random_matrix<T>(100, 6, 1);  // batches of 32, 32, 32 and 4
+  const auto y = random_matrix<T>(100, 2, 2);
+  auto model = small_model<T>();
+  auto replay = model.clone();
+
+  FitOptions<T> options = quiet<T>();
+  options.shuffle = false;
+  const History history = model.fit(x, y, options);
+
+  double weighted = 0;
+  for (Index begin = 0; begin < 100; begin += 32) {
+    const Index n = std::min<Index>(32, 100 - begin);
+    weighted += static_cast<double>(replay.train_on_batch(x.middleRows(begin, n), y.middleRows(begin, n))) * n;
+  }
+  CHECK(history.loss().size() == 1);
+  CHECK(history.loss()[0] == weighted / 100);  // same computation, same order: bitwise
+  CHECK(same_weights(model.get_weights(), replay.get_weights()));
+  // evaluate runs after the updates, in the inference phase: a different number.
+  CHECK(model.evaluate(x, y) != doctest::Approx(history.loss()[0]).epsilon(1e-3));
+}
+
+TEST_CASE_TEMPLATE("val_loss equals a later evaluate on the same data, bit for bit", T, float, double) {
+  const auto x = random_matrix<T>(70, 6, 3);
+  const auto y = random_matrix<T>(70, 2, 4);
+  auto model = small_model<T>();
+  FitOptions<T> options = quiet<T>(3, 16);
+  options.validation_data = ValidationData<T>{x, y};
+  const History history = model.fit(x, y, options);
+  REQUIRE(history.val_loss().size() == 3);
+  CHECK(static_cast<T>(history.val_loss().back()) == model.evaluate(x, y, 16));
+  CHECK(static_cast<T>(history["val_mae"].back()) == static_cast<T>(model.evaluate_all(x, y, 16)["mae"]));
+  CHECK(history.names() == std::vector<std::string>{"loss", "mae", "val_loss", "val_mae"});
+}
+
+TEST_CASE_TEMPLATE("evaluate and predict have no side effects", T, float, double) {
+  const auto x = random_matrix<T>(40, 6, 5);
+  const auto y = random_matrix<T>(40, 2, 6);
+  auto model = small_model<T>();
+  model.fit(x, y, quiet<T>());
+  const auto before = model.get_weights();
+  const T first = model.evaluate(x, y);
+  const Matrix<T> p1 = model.predict(x);
+  CHECK(model.evaluate(x, y) == first);
+  CHECK((model.predict(x).array() == p1.array()).all());
+  CHECK(same_weights(before, model.get_weights()));
+  CHECK(model.test_on_batch(x, y) == doctest::Approx(first));
+}
+
+TEST_CASE("an evaluate inside a callback does not change the training run") {
+  const auto x = random_matrix<double>(64, 6, 7);
+  const auto y = random_matrix<double>(64, 2, 8);
+  auto plain = small_model<double>();
+  auto observed = plain.clone();
+  const History h1 = plain.fit(x, y, quiet<double>(2, 16));
+
+  auto spy = std::make_shared<LambdaCallback<double>>();
+  int batches = 0, epochs = 0;
+  spy->batch_end = [&](Sequential<double>& m, Index, const Logs&) {
+    m.evaluate(x, y, 7);  // other batch size, inference phase
+    m.predict(x.topRows(3));
+    ++batches;
+  };
+  spy->epoch_end = [&](Sequential<double>&, int, const Logs& logs) {
+    CHECK(logs.contains("loss"));
+    ++epochs;
+  };
+  FitOptions<double> options = quiet<double>(2, 16);
+  options.callbacks.push_back(spy);
+  const History h2 = observed.fit(x, y, options);
+  CHECK(batches == 8);
+  CHECK(epochs == 2);
+  CHECK(h1.loss() == h2.loss());
+  CHECK(same_weights(plain.get_weights(), observed.get_weights()));
+}
+
+TEST_CASE("the learning rate can change between epochs") {
+  const auto x = random_matrix<float>(32, 6, 9);
+  const auto y = random_matrix<float>(32, 2, 10);
+  auto model = small_model<float>();
+  std::vector<float> seen;
+  auto record = std::make_shared<LambdaCallback<float>>();
+  record->epoch_end = [&](Sequential<float>& m, int, const Logs&) { seen.push_back(m.optimizer().learning_rate()); };
+  FitOptions<float> options = quiet<float>(3);
+  options.callbacks = {std::make_shared<LearningRateScheduler<float>>([](int epoch, float lr) {
+                         return epoch == 0 ? lr : lr / 2;
+                       }),
+                       record};
+  model.fit(x, y, options);
+  CHECK(seen == std::vector<float>{1e-2f, 5e-3f, 2.5e-3f});
+}
+
+TEST_CASE("same seeds give bitwise-identical weights and losses; another seed differs") {
+  const auto x = random_matrix<float>(90, 6, 11);
+  const auto y = random_matrix<float>(90, 2, 12);
+  auto run = [&](std::uint64_t model_seed, std::uint64_t shuffle_seed) {
+    auto model = small_model<float>(model_seed);
+    FitOptions<float> options = quiet<float>(3, 16);
+    options.seed = shuffle_seed;
+    const History h = model.fit(x, y, options);
+    return std::make_pair(model.get_weights(), h.loss());
+  };
+  const auto a = run(3, 4), b = run(3, 4);
+  CHECK(same_weights(a.first, b.first));
+  CHECK(a.second == b.second);
+  CHECK_FALSE(same_weights(a.first, run(5, 4).first));  // other initial weights and dropout masks
+  CHECK(a.second != run(3, 6).second);                   // other shuffling
+}
+
+TEST_CASE("frozen layers: weights and statistics bitwise unchanged, gradients still reach layers below") {
+  const auto x = random_matrix<double>(64, 6, 13);
+  const auto y = random_matrix<double>(64, 2, 14);
+  Sequential<double> model(2);
+  auto& first = model.add(Dense<double>(6, 8, Activation::tanh));
+  auto& frozen_dense = model.add(Dense<double>(8, 8, Activation::tanh));
+  auto& frozen_bn = model.add(BatchNorm<double>());
+  model.add(Dense<double>(8, 2));
+  model.freeze(1, 3);
+  model.compile(MeanSquaredError{}, SGD<double>{0.1});
+  const Matrix<double> first_kernel = first.kernel();
+  const Matrix<double> frozen_kernel = frozen_dense.kernel();
+  const Vector<double> mean = frozen_bn.moving_mean(), variance = frozen_bn.moving_variance();
+  const Vector<double> gamma = frozen_bn.gamma();
+
+  for (auto policy : {FrozenBatchNormPolicy::moving_statistics, FrozenBatchNormPolicy::batch_statistics}) {
+    model.set_frozen_batchnorm_policy(policy);
+    model.fit(x, y, quiet<double>(2, 16));
+    CHECK((frozen_dense.kernel().array() == frozen_kernel.array()).all());
+    CHECK((frozen_bn.moving_mean().array() == mean.array()).all());
+    CHECK((frozen_bn.moving_variance().array() == variance.array()).all());
+    CHECK((frozen_bn.gamma().array() == gamma.array()).all());
+  }
+  CHECK((first.kernel() - first_kernel).norm() > 1e-3);  // trained through the frozen layers
+  CHECK(model.trainable_parameter_count() == 6 * 8 + 8 + 8 * 2 + 2);
+  CHECK(model.parameter_count() == 6 * 8 + 8 + 8 * 8 + 8 + 2 * 8 + 8 * 2 + 2);
+}
+
+TEST_CASE("split shares layers: training the top trains the whole model's head") {
+  const auto x = random_matrix<double>(48, 6, 15);
+  const auto y = random_matrix<double>(48, 2, 16);
+  Sequential<double> model(3);
+  model.add(Dense<double>(6, 8, Activation::relu));
+  model.add(BatchNorm<double>());
+  model.add(Dense<double>(8, 2));
+  model.compile(MeanSquaredError{}, Adam<double>{});
+  auto [base, top] = model.split(2);
+  CHECK(base.size() == 2);
+  CHECK(top.size() == 1);
+  CHECK(&base.layer(0) == &model.layer(0));
+  CHECK(&top.layer(0) == &model.layer(2));
+  base.freeze();
+  CHECK(model.layer(1).frozen());
+
+  const Matrix<double> features = base.predict(x);
+  top.compile(MeanSquaredError{}, Adam<double>{1e-2});
+  top.fit(features, y, quiet<double>(5, 16));
+  CHECK(model.evaluate(x, y) == doctest::Approx(top.evaluate(features, y)).epsilon(1e-12));
+  CHECK_THROWS_AS(model.split(0), ValueError);
+  CHECK_THROWS_AS(model.split(3), ValueError);
+}
+
+TEST_CASE("summary prints layers, output shapes, parameter counts and the frozen column") {
+  Sequential<float> model;
+  model.add(Dense<float>(100, 1000, Activation::relu));
+  model.add(BatchNorm<float>(1000));
+  model.add(Dropout<float>(0.2));
+  model.add(Dense<float>(1000, 1));
+  model.layer(1).set_frozen(true);
+  std::ostringstream out;
+  model.summary(out);
+  const std::string text = out.str();
+  CHECK(text.find("dense (Dense)") != std::string::npos);
+  CHECK(text.find("batch_normalization (BatchNormalization)") != std::string::npos);
+  CHECK(text.find("dense_1 (Dense)") != std::string::npos);
+  CHECK(text.find("(None, 1000)") != std::string::npos);
+  CHECK(text.find("101,000") != std::string::npos);
+  CHECK(text.find("4,000") != std::string::npos);
+  CHECK(text.find("Total params: 106,001") != std::string::npos);
+  CHECK(text.find("Trainable params: 102,001") != std::string::npos);
+  CHECK(text.find("Non-trainable params: 4,000") != std::string::npos);
+}
+
+TEST_CASE("progress output: Keras's bar, one finished line per epoch off a terminal") {
+  const auto x = random_matrix<float>(64, 6, 17);
+  const auto y = random_matrix<float>(64, 2, 18);
+  auto model = small_model<float>();
+  std::ostringstream out;
+  FitOptions<float> options;
+  options.epochs = 2;
+  options.out = &out;
+  options.validation_data = ValidationData<float>{x, y};
+  model.fit(x, y, options);
+  const std::string text = out.str();
+  CHECK(text.find('\r') == std::string::npos);
+  CHECK(text.find("Epoch 1/2\n2/2 [==============================] - ") != std::string::npos);
+  CHECK(text.find("Epoch 2/2\n") != std::string::npos);
+  CHECK(text.find("/step - loss: ") != std::string::npos);
+  CHECK(text.find(" - val_loss: ") != std::string::npos);
+
+  std::ostringstream live;
+  options.out = &live;
+  options.live_progress = true;
+  model.fit(x, y, options);
+  CHECK(live.str().find('\r') != std::string::npos);
+
+  std::ostringstream silent;
+  options.out = &silent;
+  options.verbose = 0;
+  model.fit(x, y, options);
+  CHECK(silent.str().empty());
+
+  CHECK(format_metric(2.55712) == "2.5571");
+  CHECK(format_metric(0.000123456) == "1.2346e-04");
+}
+
+TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchanged", T, float, double) {
+  const auto x = random_matrix<T>(20, 6, 19);
+  const auto y = random_matrix<T>(20, 2, 20);
+  auto model = small_model<T>();
+  model.fit(x, y, quiet<T>());
+  const auto weights = model.get_weights();
+  const auto iterations = model.optimizer().iterations();
+  const auto unchanged = [&] {
+    return same_weights(weights, model.get_weights()) && model.optimizer().iterations() == iterations;
+  };
+
+  CHECK_THROWS_WITH_AS(model.fit(x, y.topRows(19), quiet<T>()),
+                       "Sequential::fit: y has 19 rows, expected 20 (one per row of x)", ShapeError);
+  CHECK_THROWS_WITH_AS(model.fit(x.leftCols(5), y, quiet<T>()),
+                       "Sequential::fit: x has 5 columns, expected 6 (the model's input size)", ShapeError);
+  CHECK_THROWS_WITH_AS(model.evaluate(x, y.leftCols(1)),
+                       "Sequential::evaluate: y has 1 columns, expected 2 (the model's output size)", ShapeError);
+  CHECK_THROWS_WITH_AS(model.fit(x.topRows(0), y.topRows(0), quiet<T>()),
+                       "Sequential::fit: x is empty (0 samples)", ValueError);
+  Matrix<T> bad_x = x;
+  bad_x(3, 2) = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(model.fit(bad_x, y, quiet<T>()), "Sequential::fit: x contains NaN or Inf", ValueError);
+  Matrix<T> bad_y = y;
+  bad_y(0, 1) = std::numeric_limits<T>::infinity();
+  CHECK_THROWS_WITH_AS(model.train_on_batch(x, bad_y), "Sequential::train_on_batch: y contains NaN or Inf",
+                       ValueError);
+  CHECK_THROWS_WITH_AS(model.fit(x, y, quiet<T>(1, 0)), "Sequential::fit: batch_size must be > 0, got 0",
+                       ValueError);
+  CHECK_THROWS_WITH_AS(model.fit(x, y, quiet<T>(-1)), "Sequential::fit: epochs must be >= 0, got -1", ValueError);
+  FitOptions<T> bad_validation = quiet<T>();
+  bad_validation.validation_data = ValidationData<T>{x, y.leftCols(1)};
+  CHECK_THROWS_AS(model.fit(x, y, bad_validation), ShapeError);
+  CHECK_THROWS_AS(model.predict(x.leftCols(4)), ShapeError);
+  CHECK(unchanged());
+
+  Sequential<T> uncompiled;
+  uncompiled.add(Dense<T>(6, 2));
+  const auto fresh = uncompiled.get_weights();
+  CHECK_THROWS_WITH_AS(uncompiled.fit(x, y, quiet<T>()),
+                       "Sequential::fit: the model is not compiled; call compile(loss, optimizer) after adding the "
+                       "last layer",
+                       StateError);
+  CHECK_THROWS_AS(uncompiled.evaluate(x, y), StateError);
+  CHECK(same_weights(fresh, uncompiled.get_weights()));
+  CHECK_THROWS_AS(Sequential<T>().predict(x), StateError);
+
+  const auto layers = model.size();
+  CHECK_THROWS_WITH_AS(model.add(Dense<T>(3, 4)), "Dense 'dense_2': expects input shape (None, 3), got (None, 2)",
+                       ShapeError);
+  CHECK(model.size() == layers);
+  CHECK(model.compiled());
+}
