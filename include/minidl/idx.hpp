@@ -1,0 +1,393 @@
+// minidl — reading IDX files, the format of MNIST and Fashion-MNIST.
+//
+// An IDX file is: two zero bytes, an element-type byte, a rank byte, `rank`
+// big-endian uint32 dimensions, then the elements, big-endian, last axis
+// fastest (row-major). The published files are gzip'd; zlib's gzread reads
+// gzip'd and plain files alike, so every function here accepts both.
+//
+// Not included by minidl.hpp because it needs zlib (minidl::minidl links
+// ZLIB::ZLIB). Every problem with a file throws minidl::IOError naming the file,
+// what was expected and what was found. A whole file is always checked, also
+// when `limit` keeps only its first records.
+#pragma once
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <vector>
+
+#include "error.hpp"
+#include "tensor.hpp"
+
+namespace minidl {
+
+/// Element type codes of the IDX format (MNIST uses UInt8).
+enum class IdxType : std::uint8_t { UInt8 = 0x08, Int8 = 0x09, Int16 = 0x0B, Int32 = 0x0C, Float32 = 0x0D, Float64 = 0x0E };
+
+/// "All records": the default `limit` of the readers.
+inline constexpr std::size_t idx_all = std::numeric_limits<std::size_t>::max();
+
+/// Type and shape of an IDX file; dims[0] counts the records (images, labels).
+struct IdxHeader {
+  IdxType type = IdxType::UInt8;
+  std::vector<std::uint32_t> dims;
+  /// Number of elements: the product of dims (1 for rank 0 is never read: rank >= 1).
+  std::size_t elements() const {
+    std::size_t n = 1;
+    for (std::uint32_t d : dims) n *= d;
+    return n;
+  }
+};
+
+/// An IDX array as stored: `bytes` holds elements() big-endian elements, row-major.
+struct IdxArray : IdxHeader {
+  std::vector<unsigned char> bytes;
+  /// Element i converted to double.
+  double value(std::size_t i) const;
+};
+
+namespace detail {
+
+/// Calls f(T{}) with the C++ type T of an IDX element type: one dispatch per
+/// array, so the conversion loops are tight and free of per-element branches.
+template <class F>
+void idx_visit(IdxType type, F&& f) {
+  switch (type) {
+    case IdxType::UInt8: f(std::uint8_t{}); break;
+    case IdxType::Int8: f(std::int8_t{}); break;
+    case IdxType::Int16: f(std::int16_t{}); break;
+    case IdxType::Int32: f(std::int32_t{}); break;
+    case IdxType::Float32: f(float{}); break;
+    case IdxType::Float64: f(double{}); break;
+  }
+}
+
+inline std::size_t idx_type_size(IdxType type) {
+  std::size_t size = 0;
+  idx_visit(type, [&](auto tag) { size = sizeof(tag); });
+  return size;
+}
+
+inline const char* idx_type_name(IdxType type) {
+  switch (type) {
+    case IdxType::UInt8: return "ubyte";
+    case IdxType::Int8: return "byte";
+    case IdxType::Int16: return "short";
+    case IdxType::Int32: return "int";
+    case IdxType::Float32: return "float";
+    case IdxType::Float64: return "double";
+  }
+  return "?";
+}
+
+/// Decodes one big-endian element of type T (memcpy: no aliasing, no sign tricks).
+template <class T>
+T idx_decode(const unsigned char* p) {
+  std::uint64_t u = 0;
+  for (std::size_t k = 0; k < sizeof(T); ++k) u = (u << 8) | p[k];
+  using Bits = std::conditional_t<sizeof(T) == 1, std::uint8_t,
+               std::conditional_t<sizeof(T) == 2, std::uint16_t,
+               std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
+  const Bits bits = static_cast<Bits>(u);
+  T value;
+  std::memcpy(&value, &bits, sizeof(T));
+  return value;
+}
+
+/// "10 x 28 x 28"
+inline std::string idx_dims_text(const std::vector<std::uint32_t>& dims) {
+  std::string s;
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? " x " : "") + std::to_string(dims[i]);
+  return s;
+}
+
+[[noreturn]] inline void idx_fail(const std::string& path, const std::string& problem) {
+  throw IOError("IDX file '" + path + "': " + problem);
+}
+
+/// An open gzFile (plain files read through unchanged), closed on scope exit.
+class GzReader {
+ public:
+  explicit GzReader(const std::string& path) : path_(path) {
+    errno = 0;
+    file_ = gzopen(path.c_str(), "rb");
+    if (!file_) idx_fail(path, std::string("cannot open: ") + (errno ? std::strerror(errno) : "out of memory"));
+    gzbuffer(file_, 1u << 17);  // before the first read; fewer, larger reads of the 26 MB files
+  }
+  ~GzReader() { gzclose(file_); }
+  GzReader(const GzReader&) = delete;
+  GzReader& operator=(const GzReader&) = delete;
+
+  /// Reads up to n bytes into dst; fewer only at the end of the file.
+  std::size_t read(void* dst, std::size_t n) {
+    auto* out = static_cast<unsigned char*>(dst);
+    std::size_t got = 0;
+    while (got < n) {
+      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(n - got, std::size_t{1} << 30));
+      const int r = gzread(file_, out + got, chunk);
+      check_stream();  // a corrupt or cut gzip stream shows up here, not as a short read
+      if (r <= 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    return got;
+  }
+  /// Reads and counts everything left (to find out how much data a file really has).
+  std::size_t drain() {
+    std::vector<unsigned char> sink(1u << 16);
+    std::size_t total = 0;
+    for (std::size_t r; (r = read(sink.data(), sink.size())) > 0;) total += r;
+    return total;
+  }
+  /// True when the file is not gzip'd (so its size on disk is the data size).
+  bool plain() { return gzdirect(file_) == 1; }
+
+ private:
+  void check_stream() {
+    int code = Z_OK;
+    const char* text = gzerror(file_, &code);
+    if (code == Z_OK) return;
+    std::string what = text ? text : "unknown error";
+    if (what.rfind(path_ + ": ", 0) == 0) what.erase(0, path_.size() + 2);  // zlib prefixes the path
+    idx_fail(path_, code == Z_ERRNO ? "read error: " + what : "corrupt gzip stream: " + what);
+  }
+
+  std::string path_;
+  gzFile file_ = nullptr;
+};
+
+/// Reads and validates the header; leaves `in` at the first data byte.
+inline IdxHeader idx_read_header(GzReader& in, const std::string& path) {
+  unsigned char magic[4];
+  const std::size_t got = in.read(magic, 4);
+  if (got < 4)
+    idx_fail(path, "truncated header: expected a 4-byte magic number, file has " + std::to_string(got) + " bytes");
+  if (magic[0] != 0 || magic[1] != 0) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%02X%02X%02X%02X", magic[0], magic[1], magic[2], magic[3]);
+    idx_fail(path, std::string("bad magic number ") + hex + ": the first two bytes must be 0 (not an IDX file?)");
+  }
+  IdxHeader header;
+  header.type = static_cast<IdxType>(magic[2]);
+  if (idx_type_size(header.type) == 0) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", magic[2]);
+    idx_fail(path, std::string("unknown element type code ") + hex +
+                       ", expected 0x08 (ubyte), 0x09 (byte), 0x0B (short), 0x0C (int), 0x0D (float) or 0x0E (double)");
+  }
+  const std::size_t rank = magic[3];
+  if (rank == 0) idx_fail(path, "rank 0 in the header, expected at least 1 dimension");
+  std::vector<unsigned char> raw(4 * rank);
+  const std::size_t dim_bytes = in.read(raw.data(), raw.size());
+  if (dim_bytes < raw.size())
+    idx_fail(path, detail::message("truncated header: rank ", rank, " needs ", raw.size(),
+                                   " bytes of dimensions, file has ", dim_bytes));
+  for (std::size_t i = 0; i < rank; ++i) header.dims.push_back(idx_decode<std::uint32_t>(&raw[4 * i]));
+  return header;
+}
+
+/// Bytes of data the header promises; rejects products that overflow.
+inline std::size_t idx_data_bytes(const IdxHeader& header, const std::string& path) {
+  std::size_t n = idx_type_size(header.type);
+  for (std::uint32_t d : header.dims) {
+    if (d != 0 && n > std::numeric_limits<std::size_t>::max() / d)
+      idx_fail(path, "absurd dimensions " + idx_dims_text(header.dims) + ": their product overflows");
+    n *= d;
+  }
+  return n;
+}
+
+/// Reads an IDX file, keeping its first `limit` records. `check(header)` runs
+/// before any data is read, so a wrong kind of file fails before a large read.
+template <class Check>
+IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
+  GzReader in(path);
+  IdxArray array;
+  static_cast<IdxHeader&>(array) = idx_read_header(in, path);
+  check(static_cast<const IdxHeader&>(array));
+  const std::size_t expected = idx_data_bytes(array, path);
+  const auto size_mismatch = [&](std::size_t actual) {
+    const std::string sizes = detail::message("expected ", expected, " bytes of data, file has ", actual, " (dims ",
+                                              idx_dims_text(array.dims), ", ", idx_type_name(array.type), ")");
+    idx_fail(path, actual < expected ? "truncated data: " + sizes : "inconsistent size: " + sizes);
+  };
+  // Bound the allocation by what the file can hold: its own size if plain,
+  // 1032 times it if gzip'd (deflate's largest expansion ratio).
+  std::error_code ec;
+  const auto on_disk = static_cast<std::size_t>(std::filesystem::file_size(path, ec));
+  if (!ec) {
+    const std::size_t header_bytes = 4 + 4 * array.dims.size();
+    if (in.plain() && on_disk >= header_bytes && on_disk - header_bytes != expected) size_mismatch(on_disk - header_bytes);
+    if (!in.plain() && expected / 1032 > on_disk)
+      idx_fail(path, detail::message("absurd dimensions ", idx_dims_text(array.dims), ": ", expected,
+                                     " bytes of data cannot come from a ", on_disk, "-byte gzip file"));
+  }
+  const std::size_t kept_records = std::min<std::size_t>(limit, array.dims[0]);
+  const std::size_t record_bytes = array.dims[0] == 0 ? 0 : expected / array.dims[0];
+  array.bytes.resize(kept_records * record_bytes);  // one allocation; sizes come from the header
+  const std::size_t got = in.read(array.bytes.data(), array.bytes.size());
+  const std::size_t total = got < array.bytes.size() ? got : got + in.drain();
+  if (total != expected) size_mismatch(total);
+  array.dims[0] = static_cast<std::uint32_t>(kept_records);
+  return array;
+}
+
+}  // namespace detail
+
+inline double IdxArray::value(std::size_t i) const {
+  if (i >= elements()) throw ValueError(detail::message("IdxArray::value: index ", i, " out of range [0, ", elements(), ")"));
+  double v = 0;
+  detail::idx_visit(type, [&](auto tag) { v = static_cast<double>(detail::idx_decode<decltype(tag)>(&bytes[i * sizeof(tag)])); });
+  return v;
+}
+
+/// Reads the header only (type and dims), without touching the data.
+inline IdxHeader read_idx_header(const std::string& path) {
+  detail::GzReader in(path);
+  return detail::idx_read_header(in, path);
+}
+
+/// Reads a whole IDX file of any element type; keeps the first `limit` records.
+inline IdxArray read_idx(const std::string& path, std::size_t limit = idx_all) {
+  return detail::idx_read(path, limit, [](const IdxHeader&) {});
+}
+
+/// dims[0] x (product of the other dims) matrix of scale * value, one record per row.
+template <class Scalar>
+Matrix<Scalar> idx_to_matrix(const IdxArray& array, Scalar scale = Scalar(1)) {
+  const std::size_t rows = array.dims.empty() ? 0 : array.dims[0];
+  const std::size_t cols = rows == 0 ? 0 : array.elements() / rows;
+  Matrix<Scalar> m(static_cast<Index>(rows), static_cast<Index>(cols));
+  Scalar* out = m.data();
+  const unsigned char* in = array.bytes.data();
+  detail::idx_visit(array.type, [&](auto tag) {
+    using T = decltype(tag);
+    for (std::size_t i = 0; i < rows * cols; ++i)
+      out[i] = static_cast<Scalar>(detail::idx_decode<T>(in + i * sizeof(T))) * scale;
+  });
+  return m;
+}
+
+/// Images file (N x rows x cols) -> N x (rows*cols) matrix, one image per row,
+/// each pixel times `scale` (1/255 maps MNIST's bytes to [0, 1]).
+template <class Scalar>
+Matrix<Scalar> read_idx_images(const std::string& path, Scalar scale = Scalar(1) / Scalar(255),
+                               std::size_t limit = idx_all) {
+  const IdxArray array = detail::idx_read(path, limit, [&](const IdxHeader& h) {
+    if (h.dims.size() < 2)
+      detail::idx_fail(path, detail::message("expected an images file of rank >= 2 (images x rows x cols), got rank ",
+                                             h.dims.size(), " (dims ", detail::idx_dims_text(h.dims), ")"));
+  });
+  return idx_to_matrix<Scalar>(array, scale);
+}
+
+/// Labels file (rank 1, integer elements) -> one int per record.
+inline std::vector<int> read_idx_labels(const std::string& path, std::size_t limit = idx_all) {
+  const IdxArray array = detail::idx_read(path, limit, [&](const IdxHeader& h) {
+    if (h.dims.size() != 1)
+      detail::idx_fail(path, detail::message("expected a labels file of rank 1, got rank ", h.dims.size(), " (dims ",
+                                             detail::idx_dims_text(h.dims), ")"));
+    if (h.type == IdxType::Float32 || h.type == IdxType::Float64)
+      detail::idx_fail(path, std::string("expected integer labels, got element type ") + detail::idx_type_name(h.type));
+  });
+  std::vector<int> labels(array.dims[0]);
+  detail::idx_visit(array.type, [&](auto tag) {
+    using T = decltype(tag);
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      labels[i] = static_cast<int>(detail::idx_decode<T>(&array.bytes[i * sizeof(T)]));
+  });
+  return labels;
+}
+
+/// labels.size() x classes matrix with a single 1 per row, at the label's column.
+template <class Scalar>
+Matrix<Scalar> one_hot(const std::vector<int>& labels, int classes) {
+  if (classes <= 0) throw ValueError(detail::message("one_hot: classes must be positive, got ", classes));
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < 0 || labels[i] >= classes)
+      throw ValueError(detail::message("one_hot: label ", labels[i], " at index ", i, " is outside [0, ", classes, ")"));
+  Matrix<Scalar> y = Matrix<Scalar>::Zero(static_cast<Index>(labels.size()), classes);
+  for (std::size_t i = 0; i < labels.size(); ++i) y(static_cast<Index>(i), labels[i]) = Scalar(1);
+  return y;
+}
+
+/// Fashion-MNIST as the Debian package dataset-fashion-mnist installs it.
+inline std::string default_fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
+
+/// Class names of Fashion-MNIST, indexed by label.
+inline const std::array<const char*, 10>& fashion_mnist_class_names() {
+  static const std::array<const char*, 10> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return names;
+}
+
+template <class Scalar>
+struct FashionMnist {
+  Matrix<Scalar> train_x;    // 60000 x 784, pixels scaled to [0, 1]
+  std::vector<int> train_y;  // 60000 labels in 0..9
+  Matrix<Scalar> test_x;     // 10000 x 784
+  std::vector<int> test_y;   // 10000 labels
+};
+
+namespace detail {
+
+/// dir/name.gz, or dir/name if only the uncompressed file is there.
+inline std::string fashion_mnist_file(const std::string& dir, const std::string& name) {
+  const std::filesystem::path base = std::filesystem::path(dir) / name;
+  const std::string gz = base.string() + ".gz";
+  if (std::filesystem::exists(gz)) return gz;
+  if (std::filesystem::exists(base)) return base.string();
+  throw IOError("Fashion-MNIST: file '" + gz + "' not found (nor '" + base.string() +
+                "'); install the data set with `apt-get install dataset-fashion-mnist` "
+                "or pass the folder that holds it to load_fashion_mnist");
+}
+
+/// Checks an images/labels pair by their headers, before the large read;
+/// returns the images' header.
+inline IdxHeader fashion_mnist_check_pair(const std::string& images, const std::string& labels) {
+  const IdxHeader x = read_idx_header(images);
+  const IdxHeader y = read_idx_header(labels);
+  if (x.dims.size() != 3) idx_fail(images, "expected rank 3 (images x rows x cols), got dims " + idx_dims_text(x.dims));
+  if (y.dims.size() != 1) idx_fail(labels, "expected rank 1 (labels), got dims " + idx_dims_text(y.dims));
+  if (x.dims[0] != y.dims[0])
+    throw IOError(detail::message("Fashion-MNIST: inconsistent files: '", images, "' has ", x.dims[0], " images but '",
+                                  labels, "' has ", y.dims[0], " labels"));
+  return x;
+}
+
+}  // namespace detail
+
+/// Loads the four Fashion-MNIST files from `dir` (gzip'd or not), keeping at
+/// most `limit` samples of each split.
+template <class Scalar>
+FashionMnist<Scalar> load_fashion_mnist(const std::string& dir = default_fashion_mnist_dir(),
+                                        std::size_t limit = idx_all) {
+  const std::string train_images = detail::fashion_mnist_file(dir, "train-images-idx3-ubyte");
+  const std::string train_labels = detail::fashion_mnist_file(dir, "train-labels-idx1-ubyte");
+  const std::string test_images = detail::fashion_mnist_file(dir, "t10k-images-idx3-ubyte");
+  const std::string test_labels = detail::fashion_mnist_file(dir, "t10k-labels-idx1-ubyte");
+  const IdxHeader train = detail::fashion_mnist_check_pair(train_images, train_labels);
+  const IdxHeader test = detail::fashion_mnist_check_pair(test_images, test_labels);
+  if (train.dims[1] != test.dims[1] || train.dims[2] != test.dims[2])
+    throw IOError(detail::message("Fashion-MNIST: inconsistent files: '", train_images, "' has images of ",
+                                  train.dims[1], " x ", train.dims[2], " pixels but '", test_images, "' has ",
+                                  test.dims[1], " x ", test.dims[2]));
+  const Scalar scale = Scalar(1) / Scalar(255);
+  FashionMnist<Scalar> data;
+  data.train_x = read_idx_images<Scalar>(train_images, scale, limit);
+  data.train_y = read_idx_labels(train_labels, limit);
+  data.test_x = read_idx_images<Scalar>(test_images, scale, limit);
+  data.test_y = read_idx_labels(test_labels, limit);
+  return data;
+}
+
+}  // namespace minidl
