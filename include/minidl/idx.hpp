@@ -32,7 +32,9 @@
 namespace minidl {
 
 /// Element type codes of the IDX format (MNIST uses UInt8).
-enum class IdxType : std::uint8_t { UInt8 = 0x08, Int8 = 0x09, Int16 = 0x0B, Int32 = 0x0C, Float32 = 0x0D, Float64 = 0x0E };
+enum class IdxType : std::uint8_t {
+  UInt8 = 0x08, Int8 = 0x09, Int16 = 0x0B, Int32 = 0x0C, Float32 = 0x0D, Float64 = 0x0E
+};
 
 /// "All records": the default `limit` of the readers.
 inline constexpr std::size_t idx_all = std::numeric_limits<std::size_t>::max();
@@ -41,7 +43,7 @@ inline constexpr std::size_t idx_all = std::numeric_limits<std::size_t>::max();
 struct IdxHeader {
   IdxType type = IdxType::UInt8;
   std::vector<std::uint32_t> dims;
-  /// Number of elements: the product of dims (1 for rank 0 is never read: rank >= 1).
+  /// Number of elements: the product of dims.
   std::size_t elements() const {
     std::size_t n = 1;
     for (std::uint32_t d : dims) n *= d;
@@ -50,10 +52,9 @@ struct IdxHeader {
 };
 
 /// An IDX array as stored: `bytes` holds elements() big-endian elements, row-major.
+/// idx_to_matrix converts it to numbers.
 struct IdxArray : IdxHeader {
   std::vector<unsigned char> bytes;
-  /// Element i converted to double.
-  double value(std::size_t i) const;
 };
 
 namespace detail {
@@ -78,16 +79,11 @@ inline std::size_t idx_type_size(IdxType type) {
   return size;
 }
 
+/// The format's own names of the types, for messages (codes 0x08..0x0E; 0x0A is unused).
 inline const char* idx_type_name(IdxType type) {
-  switch (type) {
-    case IdxType::UInt8: return "ubyte";
-    case IdxType::Int8: return "byte";
-    case IdxType::Int16: return "short";
-    case IdxType::Int32: return "int";
-    case IdxType::Float32: return "float";
-    case IdxType::Float64: return "double";
-  }
-  return "?";
+  static const char* const names[] = {"ubyte", "byte", "?", "short", "int", "float", "double"};
+  const auto code = static_cast<unsigned>(type);
+  return code >= 0x08 && code <= 0x0E ? names[code - 0x08] : "?";
 }
 
 /// Decodes one big-endian element of type T (memcpy: no aliasing, no sign tricks).
@@ -171,19 +167,15 @@ inline IdxHeader idx_read_header(GzReader& in, const std::string& path) {
   const std::size_t got = in.read(magic, 4);
   if (got < 4)
     idx_fail(path, "truncated header: expected a 4-byte magic number, file has " + std::to_string(got) + " bytes");
-  if (magic[0] != 0 || magic[1] != 0) {
-    char hex[16];
-    std::snprintf(hex, sizeof hex, "0x%02X%02X%02X%02X", magic[0], magic[1], magic[2], magic[3]);
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "0x%02X%02X%02X%02X", magic[0], magic[1], magic[2], magic[3]);
+  if (magic[0] != 0 || magic[1] != 0)
     idx_fail(path, std::string("bad magic number ") + hex + ": the first two bytes must be 0 (not an IDX file?)");
-  }
   IdxHeader header;
   header.type = static_cast<IdxType>(magic[2]);
-  if (idx_type_size(header.type) == 0) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "0x%02X", magic[2]);
-    idx_fail(path, std::string("unknown element type code ") + hex +
+  if (idx_type_size(header.type) == 0)
+    idx_fail(path, "unknown element type code 0x" + std::string(hex + 6, 2) +
                        ", expected 0x08 (ubyte), 0x09 (byte), 0x0B (short), 0x0C (int), 0x0D (float) or 0x0E (double)");
-  }
   const std::size_t rank = magic[3];
   if (rank == 0) idx_fail(path, "rank 0 in the header, expected at least 1 dimension");
   std::vector<unsigned char> raw(4 * rank);
@@ -226,7 +218,7 @@ IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
   const auto on_disk = static_cast<std::size_t>(std::filesystem::file_size(path, ec));
   if (!ec) {
     const std::size_t header_bytes = 4 + 4 * array.dims.size();
-    if (in.plain() && on_disk >= header_bytes && on_disk - header_bytes != expected) size_mismatch(on_disk - header_bytes);
+    if (in.plain() && on_disk - header_bytes != expected) size_mismatch(on_disk - header_bytes);
     if (!in.plain() && expected / 1032 > on_disk)
       idx_fail(path, detail::message("absurd dimensions ", idx_dims_text(array.dims), ": ", expected,
                                      " bytes of data cannot come from a ", on_disk, "-byte gzip file"));
@@ -243,13 +235,6 @@ IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
 
 }  // namespace detail
 
-inline double IdxArray::value(std::size_t i) const {
-  if (i >= elements()) throw ValueError(detail::message("IdxArray::value: index ", i, " out of range [0, ", elements(), ")"));
-  double v = 0;
-  detail::idx_visit(type, [&](auto tag) { v = static_cast<double>(detail::idx_decode<decltype(tag)>(&bytes[i * sizeof(tag)])); });
-  return v;
-}
-
 /// Reads the header only (type and dims), without touching the data.
 inline IdxHeader read_idx_header(const std::string& path) {
   detail::GzReader in(path);
@@ -265,7 +250,8 @@ inline IdxArray read_idx(const std::string& path, std::size_t limit = idx_all) {
 template <class Scalar>
 Matrix<Scalar> idx_to_matrix(const IdxArray& array, Scalar scale = Scalar(1)) {
   const std::size_t rows = array.dims.empty() ? 0 : array.dims[0];
-  const std::size_t cols = rows == 0 ? 0 : array.elements() / rows;
+  std::size_t cols = 1;
+  for (std::size_t k = 1; k < array.dims.size(); ++k) cols *= array.dims[k];
   Matrix<Scalar> m(static_cast<Index>(rows), static_cast<Index>(cols));
   Scalar* out = m.data();
   const unsigned char* in = array.bytes.data();
@@ -297,7 +283,8 @@ inline std::vector<int> read_idx_labels(const std::string& path, std::size_t lim
       detail::idx_fail(path, detail::message("expected a labels file of rank 1, got rank ", h.dims.size(), " (dims ",
                                              detail::idx_dims_text(h.dims), ")"));
     if (h.type == IdxType::Float32 || h.type == IdxType::Float64)
-      detail::idx_fail(path, std::string("expected integer labels, got element type ") + detail::idx_type_name(h.type));
+      detail::idx_fail(path, std::string("expected integer labels, got element type ") +
+                                 detail::idx_type_name(h.type));
   });
   std::vector<int> labels(array.dims[0]);
   detail::idx_visit(array.type, [&](auto tag) {
@@ -314,7 +301,8 @@ Matrix<Scalar> one_hot(const std::vector<int>& labels, int classes) {
   if (classes <= 0) throw ValueError(detail::message("one_hot: classes must be positive, got ", classes));
   for (std::size_t i = 0; i < labels.size(); ++i)
     if (labels[i] < 0 || labels[i] >= classes)
-      throw ValueError(detail::message("one_hot: label ", labels[i], " at index ", i, " is outside [0, ", classes, ")"));
+      throw ValueError(
+          detail::message("one_hot: label ", labels[i], " at index ", i, " is outside [0, ", classes, ")"));
   Matrix<Scalar> y = Matrix<Scalar>::Zero(static_cast<Index>(labels.size()), classes);
   for (std::size_t i = 0; i < labels.size(); ++i) y(static_cast<Index>(i), labels[i]) = Scalar(1);
   return y;
