@@ -1,0 +1,274 @@
+// minidl — BatchNormalization (Ioffe & Szegedy 2015), Keras 3 by default,
+// PyTorch's conventions on request.
+//
+// Normalizes over the last axis of the per-sample shape (Keras axis=-1,
+// channels last). For a dense batch (N x F) the statistics of each feature are
+// over the N rows; for an image batch with per-sample shape (H, W, C) the
+// row-major N x (H*W*C) batch is, without a copy, an (N*H*W) x C matrix, and
+// the statistics of each channel are over n = N*H*W values.
+//
+//   training phase:  y = γ·(x − μ_B)/sqrt(σ²_B + ε) + β   σ²_B biased, in every framework
+//   inference phase: y = γ·(x − moving_mean)/sqrt(moving_var + ε) + β
+//
+// Moving statistics, updated by each training-phase forward of a layer that
+// is not frozen:
+//   keras   (momentum 0.99, ε 1e-3): moving = momentum·moving + (1 − momentum)·batch,
+//            variance fed σ²_B (biased), as Keras 3;
+//   pytorch (momentum 0.1, ε 1e-5):  running = (1 − m)·running + m·batch,
+//            variance fed s²_B = n/(n−1)·σ²_B (unbiased); m = momentum, or
+//            1/num_batches_tracked with cumulative_average (PyTorch momentum=None);
+//            training with n = 1 is an error, as in PyTorch.
+//
+// What a frozen BatchNorm (Keras trainable=False) does in the training phase
+// has changed between Keras generations:
+//   | generation              | normalizes with   | moving stats updated |
+//   |-------------------------|-------------------|----------------------|
+//   | Keras <= 2.1.2          | batch statistics  | yes (only γ/β frozen)|
+//   | Keras 2.1.3 – 2.3.1     | batch statistics  | no                   |
+//   | tf.keras (TF2), Keras 3 | moving statistics | no                   |
+//   | PyTorch, requires_grad  | batch statistics  | yes, while train()   |
+// In minidl a frozen BatchNorm never changes its moving statistics (nor γ/β:
+// their gradients are not even computed). What it normalizes with is
+// FrozenBatchNormPolicy:
+//   moving_statistics (default, TF2 / Keras 3): exactly the inference-phase
+//       computation, so fit and evaluate agree;
+//   batch_statistics (Keras 2.1.3 – 2.3.1): batch statistics in the training
+//       phase, moving statistics in inference: outputs differ between fit and
+//       evaluate whenever the data's statistics differ from the moving ones.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../layer.hpp"
+
+namespace minidl {
+
+/// Whose moving-statistics update rule and defaults to follow.
+enum class BatchNormConvention { keras, pytorch };
+
+/// What a frozen BatchNorm normalizes with in the training phase (see the table above).
+enum class FrozenBatchNormPolicy { moving_statistics, batch_statistics };
+
+struct BatchNormOptions {
+  BatchNormConvention convention = BatchNormConvention::keras;
+  /// Keras: weight of the old moving value. PyTorch: weight of the new batch value.
+  double momentum = 0.99;
+  double epsilon = 1e-3;
+  /// PyTorch momentum=None: running stats are the plain average of all batches so far.
+  bool cumulative_average = false;
+  FrozenBatchNormPolicy frozen_policy = FrozenBatchNormPolicy::moving_statistics;
+
+  /// Keras defaults: momentum 0.99, ε 1e-3.
+  static BatchNormOptions keras() { return {}; }
+  /// torch.nn.BatchNorm1d/2d defaults: momentum 0.1, ε 1e-5.
+  static BatchNormOptions pytorch() {
+    BatchNormOptions options;
+    options.convention = BatchNormConvention::pytorch;
+    options.momentum = 0.1;
+    options.epsilon = 1e-5;
+    return options;
+  }
+};
+
+template <class Scalar>
+class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
+  using Base = LayerBase<BatchNorm<Scalar>, Scalar>;
+  using ChannelMap = Eigen::Map<Matrix<Scalar>>;            // n x C view of a batch
+  using ConstChannelMap = Eigen::Map<const Matrix<Scalar>>;  // n x C view of a batch
+
+ public:
+  /// Shape fixed later by build(shape) or Sequential::add.
+  explicit BatchNorm(BatchNormOptions options = {}) : options_(checked(options)) {}
+  /// Dense input with `features` values per sample.
+  explicit BatchNorm(Index features, BatchNormOptions options = {})
+      : BatchNorm(Shape{checked_features(features)}, options) {}
+  /// Any per-sample shape; statistics per entry of the last axis.
+  explicit BatchNorm(Shape input_shape, BatchNormOptions options = {})
+      : Base(input_shape, input_shape), options_(checked(options)) {
+    allocate(input_shape.back());
+  }
+
+  const char* type() const override { return "BatchNormalization"; }
+
+  const BatchNormOptions& options() const { return options_; }
+  FrozenBatchNormPolicy frozen_policy() const { return options_.frozen_policy; }
+  void set_frozen_policy(FrozenBatchNormPolicy policy) { options_.frozen_policy = policy; }
+  /// Number of moving-statistics updates so far (PyTorch's buffer of the same name).
+  std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
+
+  // All C values (C = input_shape().back()). Write them through parameters() / state().
+  const Vector<Scalar>& gamma() const { return gamma_; }
+  const Vector<Scalar>& beta() const { return beta_; }
+  const Vector<Scalar>& moving_mean() const { return moving_mean_; }
+  const Vector<Scalar>& moving_variance() const { return moving_variance_; }
+
+ protected:
+  Shape build_impl(const Shape& input) override {
+    allocate(input.back());
+    return input;
+  }
+
+  void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) override {
+    if (this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics) {
+      forward_inference(x, y);  // TF2 / Keras 3: a frozen BN runs in inference mode
+      return;
+    }
+    const ConstChannelMap X = channels(x);
+    const Index n = X.rows();
+    if (options_.convention == BatchNormConvention::pytorch && n < 2)  // checked before any change
+      throw ValueError(detail::message(this->describe(), ": training with the pytorch convention expects more "
+                                       "than 1 value per channel (as PyTorch), got ", n, " (a batch of ",
+                                       x.rows(), " x ", this->input_shape().str(), ")"));
+    // μ_B and σ²_B in one pass over x (Welford's update: as stable as two passes).
+    mean_.setZero();
+    batch_variance_.setZero();  // holds Σ(x − μ)² until the division below
+    for (Index r = 0; r < n; ++r) {
+      delta_ = X.row(r).transpose() - mean_;
+      mean_ += delta_ / Scalar(r + 1);
+      batch_variance_.array() += delta_.array() * (X.row(r).transpose() - mean_).array();
+    }
+    batch_variance_ /= Scalar(n);
+    inv_std_.array() = (batch_variance_.array() + epsilon()).rsqrt();
+    used_batch_statistics_ = true;
+    if (!this->frozen()) update_moving_statistics(n);
+    normalize(X, y);
+  }
+
+  void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) override {
+    mean_ = moving_mean_;
+    inv_std_.array() = (moving_variance_.array() + epsilon()).rsqrt();
+    used_batch_statistics_ = false;
+    normalize(channels(x), y);
+  }
+
+  // x̂ = (x − μ)·inv_std with the μ, inv_std the forward used (batch or moving).
+  //   dβ = Σ dy          dγ = Σ dy⊙x̂            (sums over the n rows; skipped when frozen)
+  //   batch statistics (μ, σ² depend on x, three-term formula):
+  //     dx = γ·inv_std·(dy − mean(dy) − x̂·mean(dy⊙x̂))
+  //   moving statistics (constants): dx = γ·inv_std·dy
+  void backward_impl(const Matrix<Scalar>& x, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) override {
+    const ConstChannelMap X = channels(x), dY = channels(dy);
+    const Index n = X.rows();
+    const bool parameter_grads = !this->frozen();
+    scale_.array() = gamma_.array() * inv_std_.array();  // γ·inv_std, per channel
+    if (parameter_grads || (used_batch_statistics_ && dx)) {
+      // Pass 1 over x and dy: Σ dy and Σ dy⊙(x − μ), then Σ dy⊙x̂ = inv_std·Σ dy⊙(x − μ).
+      sum_dy_.setZero();
+      sum_dy_xhat_.setZero();
+      for (Index r = 0; r < n; ++r) {
+        sum_dy_ += dY.row(r).transpose();
+        sum_dy_xhat_.array() += dY.row(r).transpose().array() * (X.row(r).transpose() - mean_).array();
+      }
+      sum_dy_xhat_.array() *= inv_std_.array();
+      if (parameter_grads) {
+        gamma_grad_ = sum_dy_xhat_;
+        beta_grad_ = sum_dy_;
+      }
+    }
+    if (!dx) return;
+    ChannelMap dX(dx->data(), n, X.cols());
+    if (!used_batch_statistics_) {
+      for (Index r = 0; r < n; ++r) dX.row(r) = dY.row(r).cwiseProduct(scale_.transpose());
+      return;
+    }
+    // Pass 2: dx = γ·inv_std·(dy − mean(dy)) − γ·inv_std²·mean(dy⊙x̂)·(x − μ)
+    sum_dy_ /= Scalar(n);                                          // now mean(dy)
+    sum_dy_xhat_.array() *= scale_.array() * inv_std_.array() / Scalar(n);  // now the (x − μ) slope
+    for (Index r = 0; r < n; ++r)
+      dX.row(r) = (dY.row(r) - sum_dy_.transpose()).cwiseProduct(scale_.transpose()) -
+                  (X.row(r) - mean_.transpose()).cwiseProduct(sum_dy_xhat_.transpose());
+  }
+
+  void collect_parameters(std::vector<Parameter<Scalar>>& out) override {
+    out.push_back({"gamma", gamma_.data(), gamma_grad_.data(), gamma_.size()});
+    out.push_back({"beta", beta_.data(), beta_grad_.data(), beta_.size()});
+  }
+  void collect_state(std::vector<Parameter<Scalar>>& out) override {
+    out.push_back({"moving_mean", moving_mean_.data(), nullptr, moving_mean_.size()});
+    out.push_back({"moving_variance", moving_variance_.data(), nullptr, moving_variance_.size()});
+  }
+
+ private:
+  static BatchNormOptions checked(const BatchNormOptions& options) {
+    if (!(options.momentum >= 0 && options.momentum <= 1))
+      throw ValueError(detail::message("BatchNormalization: momentum must be in [0, 1], got ", options.momentum));
+    if (!(options.epsilon > 0) || !std::isfinite(options.epsilon))
+      throw ValueError(
+          detail::message("BatchNormalization: epsilon must be a finite number > 0, got ", options.epsilon));
+    if (options.cumulative_average && options.convention != BatchNormConvention::pytorch)
+      throw ValueError(
+          "BatchNormalization: cumulative_average (PyTorch momentum=None) needs the pytorch convention, "
+          "got the keras convention");
+    return options;
+  }
+  static Index checked_features(Index features) {
+    if (features <= 0)
+      throw ShapeError(detail::message("BatchNormalization: features must be positive, got ", features));
+    return features;
+  }
+
+  /// Sizes everything for C channels; nothing depends on the batch size, so
+  /// forward and backward never allocate.
+  void allocate(Index c) {
+    gamma_.setOnes(c);
+    beta_.setZero(c);
+    moving_mean_.setZero(c);
+    moving_variance_.setOnes(c);
+    gamma_grad_.setZero(c);
+    beta_grad_.setZero(c);
+    for (Vector<Scalar>* v : {&mean_, &inv_std_, &batch_variance_, &delta_, &scale_, &sum_dy_, &sum_dy_xhat_})
+      v->setZero(c);
+  }
+
+  Scalar epsilon() const { return static_cast<Scalar>(options_.epsilon); }
+
+  /// The batch (N x H*W*C, row-major) as the n x C matrix it already is in memory.
+  ConstChannelMap channels(const Matrix<Scalar>& x) const {
+    return ConstChannelMap(x.data(), x.size() / gamma_.size(), gamma_.size());
+  }
+
+  /// y = γ·(x − mean_)·inv_std_ + β, one pass. x − μ comes first so that a
+  /// large mean does not cancel digits (as x·scale + shift would).
+  void normalize(const ConstChannelMap& X, Matrix<Scalar>& y) {
+    scale_.array() = gamma_.array() * inv_std_.array();
+    ChannelMap Y(y.data(), X.rows(), X.cols());
+    for (Index r = 0; r < X.rows(); ++r)
+      Y.row(r) = (X.row(r) - mean_.transpose()).cwiseProduct(scale_.transpose()) + beta_.transpose();
+  }
+
+  void update_moving_statistics(Index n) {
+    ++num_batches_tracked_;
+    if (options_.convention == BatchNormConvention::keras) {
+      // Keras 3: moving = momentum·moving + (1 − momentum)·batch, biased σ²_B.
+      const auto m = static_cast<Scalar>(options_.momentum);
+      moving_mean_ = m * moving_mean_ + (1 - m) * mean_;
+      moving_variance_ = m * moving_variance_ + (1 - m) * batch_variance_;
+    } else {
+      // PyTorch: running = (1 − m)·running + m·batch, unbiased s²_B = n/(n−1)·σ²_B.
+      const double m = options_.cumulative_average ? 1.0 / static_cast<double>(num_batches_tracked_)
+                                                   : options_.momentum;
+      const auto keep = static_cast<Scalar>(1 - m);
+      const auto unbiased = static_cast<Scalar>(m * static_cast<double>(n) / static_cast<double>(n - 1));
+      moving_mean_ = keep * moving_mean_ + static_cast<Scalar>(m) * mean_;
+      moving_variance_ = keep * moving_variance_ + unbiased * batch_variance_;
+    }
+  }
+
+  BatchNormOptions options_;
+  std::int64_t num_batches_tracked_ = 0;
+  // Weights and statistics, C each.
+  Vector<Scalar> gamma_, beta_;                    // scale γ (1) and offset β (0)
+  Vector<Scalar> moving_mean_, moving_variance_;   // non-trainable state (0 and 1)
+  Vector<Scalar> gamma_grad_, beta_grad_;          // dLoss/dγ, dLoss/dβ
+  // Saved by the last forward for backward, C each: what it normalized with.
+  Vector<Scalar> mean_, inv_std_;                  // μ and 1/sqrt(σ² + ε), batch or moving
+  bool used_batch_statistics_ = false;
+  // Scratch, C each.
+  Vector<Scalar> batch_variance_, delta_;          // σ²_B; Welford's x − running mean
+  Vector<Scalar> scale_;                           // γ·inv_std
+  Vector<Scalar> sum_dy_, sum_dy_xhat_;            // backward's two channel sums
+};
+
+}  // namespace minidl
