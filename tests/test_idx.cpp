@@ -57,7 +57,7 @@ TEST_CASE("read_idx_header reads the type and shape only") {
   CHECK(minidl::read_idx_header(fixture("truncated-data.idx")).dims == std::vector<std::uint32_t>{10, 4, 3});
 }
 
-TEST_CASE_TEMPLATE("read_idx_images: one image per row, scaled to [0, 1]", Scalar, float, double) {
+TEST_CASE_TEMPLATE("read_idx_images: one image per row, scaled to 0..1", Scalar, float, double) {
   for (const char* name : {"images.idx", "images.idx.gz"}) {
     CAPTURE(name);
     const minidl::Matrix<Scalar> x = minidl::read_idx_images<Scalar>(fixture(name));
