@@ -1,25 +1,33 @@
-// minidl — explain_gap: why does fit's loss differ from evaluate's on the same data?
+// minidl — explain_gap: why does evaluate's loss differ from fit's on the same data?
 //
-// For a compiled model and (x, y) it measures, on deep copies of the model (the
-// model itself is never changed):
-//   inference loss      all layers in the inference phase (= evaluate);
-//   training loss       all layers in the training phase, no weight update;
-//   per layer           the loss with only that Dropout/BatchNorm layer in the
-//                       training phase, minus the inference loss: that layer's
-//                       share of the train/inference gap;
-//   interaction         what the single-layer shares do not add up to;
-// and, given the History of the fit that trained the model on the same data,
-//   update order        fit's last-epoch loss (the mean of pre-update batch
-//                       losses) minus the training loss after the updates.
-// So fit's loss = inference loss + update order + Σ per-layer shares + interaction.
+//   evaluate − fit's loss = update order + Σ per-layer shares
+//
+// measured on deep copies of the model (the model itself is never changed):
+//   fit's loss       the History's last epoch: the mean of the training-phase
+//                    losses computed *before* each batch's update;
+//   training loss    the loss now, all layers in the training phase, no update;
+//   inference loss   all layers in the inference phase: what evaluate returns;
+//   update order     training loss − fit's loss: the weights changed during the epoch;
+//   layer shares     inference loss − training loss, split among the layers that
+//                    behave differently in the two phases (Dropout, BatchNorm
+//                    using batch statistics) by their Shapley values: the
+//                    average, over every order of switching those layers from
+//                    the training to the inference phase, of the change that
+//                    switching that layer makes. The shares add up exactly, and
+//                    a layer's share does not depend on where it sits. Exact
+//                    for up to 8 such layers (2^8 evaluations); beyond that
+//                    the layers are switched once, in layer order.
+// A frozen BatchNorm with the moving-statistics policy computes the same
+// function in both phases: it is listed with a share of exactly 0.
 //
 // The training-phase losses use batches of `batch_size` in data order (fit
-// shuffles, so batch statistics differ slightly), and a single draw of each
-// Dropout mask, taken from a copy of the layer's generator.
+// shuffles, so batch statistics differ slightly from fit's), and one draw of
+// each Dropout mask — the same draw in every evaluation, from a copy of the
+// layer's generator.
 #pragma once
 
 #include <cmath>
-#include <iomanip>
+#include <cstdio>
 #include <limits>
 #include <ostream>
 #include <string>
@@ -32,36 +40,36 @@
 namespace minidl {
 
 struct GapShare {
-  std::string layer;        ///< "batch_normalization (BatchNormalization)"
-  std::string behaviour;    ///< what the layer does differently in the training phase
-  double contribution = 0;  ///< loss with only this layer in training phase − inference loss
+  std::string layer;   ///< "batch_normalization (BatchNormalization)"
+  std::string reason;  ///< what the layer does differently in the training phase
+  double share = 0;    ///< this layer's part of inference loss − training loss
 };
 
 struct GapReport {
   double fit_loss = std::numeric_limits<double>::quiet_NaN();      ///< History's last epoch loss, if given
   double training_loss = 0;                                        ///< all layers in the training phase
-  double inference_loss = 0;                                       ///< all layers in the inference phase
-  double update_order = std::numeric_limits<double>::quiet_NaN();  ///< fit_loss − training_loss
+  double inference_loss = 0;                                       ///< all layers in the inference phase (= evaluate)
+  double update_order = std::numeric_limits<double>::quiet_NaN();  ///< training_loss − fit_loss
   std::vector<GapShare> layers;
-  double interaction = 0;  ///< (training − inference) − Σ contributions
 
-  double phase_gap() const { return training_loss - inference_loss; }
+  /// inference − training: the part of the gap the layers' two phases make.
+  double phase_gap() const { return inference_loss - training_loss; }
 };
 
 inline std::ostream& operator<<(std::ostream& out, const GapReport& report) {
-  const auto row = [&](const std::string& what, double value, const std::string& note = "") {
-    out << "  " << std::left << std::setw(44) << what << std::right << std::setw(12) << std::fixed
-        << std::setprecision(4) << value << (note.empty() ? "" : "   " + note) << '\n';
+  char line[256];
+  const auto row = [&](const char* sign, const std::string& what, double value, const std::string& note) {
+    std::snprintf(line, sizeof line, "  %s %-44s %12.4f  %s\n", sign, what.c_str(), value, note.c_str());
+    out << line;
   };
-  out << "Where the gap between fit's loss and evaluate's comes from\n";
-  if (!std::isnan(report.fit_loss)) row("fit's loss (mean of pre-update batch losses)", report.fit_loss);
-  if (!std::isnan(report.update_order))
-    row("  update order (fit loss - training loss now)", report.update_order, "weights changed during the epoch");
-  row("training-phase loss now", report.training_loss);
-  for (const auto& share : report.layers) row("  " + share.layer, share.contribution, share.behaviour);
-  row("  interaction between layers", report.interaction);
-  row("inference-phase loss (= evaluate)", report.inference_loss);
-  out.unsetf(std::ios::floatfield);
+  const bool with_fit = !std::isnan(report.fit_loss);
+  if (with_fit) {
+    row(" ", "fit's loss", report.fit_loss, "mean of the batch losses before each update");
+    row("+", "update order", report.update_order, "weights changed during the epoch");
+  }
+  row(with_fit ? "=" : " ", "training-phase loss now", report.training_loss, "");
+  for (const auto& share : report.layers) row("+", share.layer, share.share, share.reason);
+  row("=", "inference-phase loss (evaluate)", report.inference_loss, "");
   return out;
 }
 
@@ -71,47 +79,98 @@ struct ExplainOptions {
 
 namespace detail {
 
-/// What a layer does differently in the training phase; empty if nothing.
+/// Blocks template deduction, so that a Matrix converts to the Ref parameter.
+template <class T>
+struct NonDeducedHelper {
+  using type = T;
+};
+template <class T>
+using NonDeduced = typename NonDeducedHelper<T>::type;
+
+/// What a layer does differently in the training phase; empty if it is not a
+/// Dropout or BatchNorm. `differs` tells whether the two phases differ at all.
 template <class Scalar>
-std::string training_behaviour(const Layer<Scalar>& layer) {
+std::string training_behaviour(const Layer<Scalar>& layer, bool& differs) {
+  differs = true;
   if (const auto* bn = dynamic_cast<const BatchNorm<Scalar>*>(&layer)) {
     if (!bn->frozen()) return "batch statistics (trainable)";
-    return bn->frozen_policy() == FrozenBatchNormPolicy::batch_statistics
-               ? "batch statistics while frozen (legacy policy)"
-               : "moving statistics (frozen): no gap";
+    if (bn->frozen_policy() == FrozenBatchNormPolicy::batch_statistics)
+      return "batch statistics while frozen (legacy policy)";
+    differs = false;
+    return "frozen, moving statistics in both phases";
   }
-  if (const auto* dropout = dynamic_cast<const Dropout<Scalar>*>(&layer))
+  if (const auto* dropout = dynamic_cast<const Dropout<Scalar>*>(&layer)) {
+    differs = dropout->rate() > 0;
     return "drops " + std::to_string(static_cast<int>(std::lround(dropout->rate() * 100))) + "% of units";
+  }
+  differs = false;
   return "";
 }
 
 }  // namespace detail
 
 template <class Scalar>
-GapReport explain_gap(const Sequential<Scalar>& model, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                      const History* history = nullptr, const ExplainOptions& options = {}) {
-  const std::size_t n = model.size();
-  const auto loss_with = [&](const std::vector<Phase>& phases) {
+GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstMatrixRef<Scalar>> x,
+                      detail::NonDeduced<ConstMatrixRef<Scalar>> y, const History* history = nullptr,
+                      const ExplainOptions& options = {}) {
+  GapReport report;
+  std::vector<std::size_t> switching;  // layers whose two phases differ
+  std::vector<std::size_t> row_of;     // their rows in report.layers
+  for (std::size_t i = 0; i < model.size(); ++i) {
+    bool differs = false;
+    std::string reason = detail::training_behaviour(model.layer(i), differs);
+    if (reason.empty()) continue;
+    if (differs) {
+      switching.push_back(i);
+      row_of.push_back(report.layers.size());
+    }
+    report.layers.push_back({model.layer(i).name() + " (" + model.layer(i).type() + ")", reason, 0.0});
+  }
+
+  // loss(mask): layers switching[j] with bit j set run in the inference phase,
+  // every other layer in the training phase (phases only matter for the former).
+  const std::size_t k = switching.size();
+  const auto loss = [&](std::size_t mask) {
+    std::vector<Phase> phases(model.size(), Phase::training);
+    for (std::size_t j = 0; j < k; ++j)
+      if (mask >> j & 1) phases[switching[j]] = Phase::inference;
     Sequential<Scalar> copy = model.clone();  // training-phase side effects land on the copy
     return static_cast<double>(copy.loss_in_phases(x, y, phases, options.batch_size));
   };
-  GapReport report;
-  report.inference_loss = loss_with(std::vector<Phase>(n, Phase::inference));
-  report.training_loss = loss_with(std::vector<Phase>(n, Phase::training));
-  double shares = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string behaviour = detail::training_behaviour(model.layer(i));
-    if (behaviour.empty()) continue;
-    std::vector<Phase> phases(n, Phase::inference);
-    phases[i] = Phase::training;
-    const double contribution = loss_with(phases) - report.inference_loss;
-    shares += contribution;
-    report.layers.push_back({model.layer(i).name() + " (" + model.layer(i).type() + ")", behaviour, contribution});
+
+  if (k <= 8) {
+    std::vector<double> value(std::size_t{1} << k);
+    for (std::size_t mask = 0; mask < value.size(); ++mask) value[mask] = loss(mask);
+    // Shapley weight of a coalition of size s not containing j: s!(k-s-1)!/k!.
+    std::vector<double> factorial(k + 1, 1.0);
+    for (std::size_t i = 1; i <= k; ++i) factorial[i] = factorial[i - 1] * static_cast<double>(i);
+    for (std::size_t j = 0; j < k; ++j) {
+      double share = 0;
+      for (std::size_t mask = 0; mask < value.size(); ++mask) {
+        if (mask >> j & 1) continue;
+        std::size_t s = 0;
+        for (std::size_t b = 0; b < k; ++b) s += mask >> b & 1;
+        share += factorial[s] * factorial[k - s - 1] / factorial[k] * (value[mask | std::size_t{1} << j] - value[mask]);
+      }
+      report.layers[row_of[j]].share = share;
+    }
+    report.training_loss = value.front();
+    report.inference_loss = value.back();
+  } else {
+    std::size_t mask = 0;
+    double previous = report.training_loss = loss(0);
+    for (std::size_t j = 0; j < k; ++j) {
+      mask |= std::size_t{1} << j;
+      const double current = loss(mask);
+      report.layers[row_of[j]].share = current - previous;
+      previous = current;
+    }
+    report.inference_loss = previous;
   }
-  report.interaction = report.phase_gap() - shares;
+
   if (history && history->contains("loss") && !history->loss().empty()) {
     report.fit_loss = history->loss().back();
-    report.update_order = report.fit_loss - report.training_loss;
+    report.update_order = report.training_loss - report.fit_loss;
   }
   return report;
 }
