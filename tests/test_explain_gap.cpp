@@ -1,0 +1,98 @@
+// explain_gap: the decomposition of evaluate − fit's loss adds up, names the
+// right layers, and never changes the model.
+#include <doctest/doctest.h>
+
+#include <minidl/minidl.hpp>
+#include <sstream>
+
+using namespace minidl;
+
+namespace {
+
+Matrix<double> uniform(Index rows, Index cols, std::uint64_t seed, double low, double high) {
+  Rng rng(seed);
+  Matrix<double> m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(low, high);
+  return m;
+}
+
+// Dense -> BN -> ReLU -> Dropout -> Dense, trained a little.
+Sequential<double> trained_model(const Matrix<double>& x, const Matrix<double>& y, History& history) {
+  Sequential<double> model(4);
+  model.add(Dense<double>(5, 12));
+  model.add(BatchNorm<double>());
+  model.add(ReLU<double>());
+  model.add(Dropout<double>(0.3));
+  model.add(Dense<double>(12, 1));
+  model.compile(MeanSquaredError{}, Adam<double>{1e-2});
+  FitOptions<double> options;
+  options.verbose = 0;
+  options.epochs = 2;
+  options.batch_size = 16;
+  history = model.fit(x, y, options);
+  return model;
+}
+
+}  // namespace
+
+TEST_CASE("explain_gap: fit's loss + update order + layer shares = evaluate, exactly") {
+  const auto x = uniform(64, 5, 1, -1, 1);
+  const auto y = uniform(64, 1, 2, 0, 3);
+  History history;
+  auto model = trained_model(x, y, history);
+  const auto report = explain_gap(model, x, y, &history, {16});
+
+  REQUIRE(report.layers.size() == 2);
+  CHECK(report.layers[0].layer == "batch_normalization (BatchNormalization)");
+  CHECK(report.layers[1].layer == "dropout (Dropout)");
+  CHECK(report.layers[1].reason == "drops 30% of units");
+  CHECK(report.fit_loss == history.loss().back());
+  CHECK(report.inference_loss == doctest::Approx(model.evaluate(x, y, 16)).epsilon(1e-12));
+  double sum = report.fit_loss + report.update_order;
+  CHECK(sum == doctest::Approx(report.training_loss).epsilon(1e-12));
+  for (const auto& share : report.layers) sum += share.share;
+  CHECK(sum == doctest::Approx(report.inference_loss).epsilon(1e-12));
+  CHECK(report.layers[0].share != 0);
+  CHECK(report.layers[1].share != 0);
+
+  std::ostringstream text;
+  text << report;
+  CHECK(text.str().find("+ update order") != std::string::npos);
+  CHECK(text.str().find("= inference-phase loss (evaluate)") != std::string::npos);
+}
+
+TEST_CASE("explain_gap never changes the model, not even its dropout generator") {
+  const auto x = uniform(48, 5, 3, -1, 1);
+  const auto y = uniform(48, 1, 4, 0, 3);
+  History history;
+  auto model = trained_model(x, y, history);
+  auto twin = model.clone();
+  const auto weights = model.get_weights();
+  explain_gap(model, x, y, &history);
+  const auto after = model.get_weights();
+  for (std::size_t i = 0; i < weights.size(); ++i) CHECK((weights[i].array() == after[i].array()).all());
+  // Training on afterwards gives what the untouched twin gives: same masks, same statistics.
+  FitOptions<double> options;
+  options.verbose = 0;
+  CHECK(model.fit(x, y, options).loss() == twin.fit(x, y, options).loss());
+}
+
+TEST_CASE("a single phase-dependent layer gets the whole phase gap; a frozen moving-statistics BN gets exactly 0") {
+  const auto x = uniform(40, 5, 5, -1, 1);
+  const auto y = uniform(40, 1, 6, 0, 3);
+  History history;
+  auto model = trained_model(x, y, history);
+  model.layer(1).set_frozen(true);  // BatchNorm, default policy: moving statistics in both phases
+  const auto report = explain_gap(model, x, y);
+  REQUIRE(report.layers.size() == 2);
+  CHECK(report.layers[0].share == 0);
+  CHECK(report.layers[0].reason == "frozen, moving statistics in both phases");
+  CHECK(report.layers[1].share == doctest::Approx(report.phase_gap()).epsilon(1e-12));
+  CHECK(std::isnan(report.fit_loss));  // no History given
+
+  // Legacy policy: the frozen BN now differs between the phases and gets a share.
+  model.set_frozen_batchnorm_policy(FrozenBatchNormPolicy::batch_statistics);
+  const auto legacy = explain_gap(model, x, y);
+  CHECK(legacy.layers[0].reason == "batch statistics while frozen (legacy policy)");
+  CHECK(legacy.layers[0].share != 0);
+}
