@@ -1,9 +1,11 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <minidl/losses.hpp>
 #include <minidl/random.hpp>
+#include <string>
 
 using minidl::Index;
 using minidl::Matrix;
@@ -111,17 +113,21 @@ TEST_CASE_TEMPLATE("binary cross-entropy from probabilities and from logits, han
     const auto z = matrix<Scalar>(2, 2, {2, -1, 0.5, -3});
     const auto t = matrix<Scalar>(2, 2, {1, 0, 0, 0.25});
     // naive −[t log σ(z) + (1 − t) log(1 − σ(z))], safe for these small logits
-    auto naive = [](double zz, double tt) { return -(tt * std::log(sigmoid(zz)) + (1 - tt) * std::log(1 - sigmoid(zz))); };
+    auto naive = [](double zz, double tt) {
+      return -(tt * std::log(sigmoid(zz)) + (1 - tt) * std::log(1 - sigmoid(zz)));
+    };
     const double expected = (naive(2, 1) + naive(-1, 0) + naive(0.5, 0) + naive(-3, 0.25)) / 4;
     CHECK(static_cast<double>(minidl::BinaryCrossentropy{true}(z, t, &grad)) ==
           doctest::Approx(expected).epsilon(tol<Scalar>()));
-    check_matrix(grad, matrix<double>(2, 2,
-                                      {(sigmoid(2) - 1) / 4, sigmoid(-1) / 4, sigmoid(0.5) / 4, (sigmoid(-3) - 0.25) / 4}));
+    // dL/dz = (σ(z) − t) / (N·C)
+    check_matrix(grad, matrix<double>(2, 2, {(sigmoid(2) - 1) / 4, sigmoid(-1) / 4,  //
+                                             sigmoid(0.5) / 4, (sigmoid(-3) - 0.25) / 4}));
   }
   CHECK(std::string(minidl::BinaryCrossentropy{}.name()) == "binary_crossentropy");
 }
 
-TEST_CASE_TEMPLATE("categorical cross-entropy from probabilities and from logits, hand-computed", Scalar, float, double) {
+TEST_CASE_TEMPLATE("categorical cross-entropy from probabilities and from logits, hand-computed", Scalar, float,
+                   double) {
   Matrix<Scalar> grad(2, 3);
   {
     // row 1 sums to 1; row 2 sums to 4 and is renormalized to [0.25, 0.25, 0.5] as in Keras
@@ -241,13 +247,14 @@ TEST_CASE("shape mismatches and empty batches are errors naming the loss") {
   CHECK_THROWS_WITH_AS(minidl::MeanSquaredError{}(p, t, &grad),
                        "MeanSquaredError: y_true is 3 x 2, expected 3 x 4 (the shape of y_pred)", minidl::ShapeError);
   CHECK((grad.array() == 7).all());  // a failed call leaves the gradient buffer untouched
-  CHECK_THROWS_WITH_AS(minidl::MeanAbsoluteError{}(p, t), "MeanAbsoluteError: y_true is 3 x 2, expected 3 x 4 (the shape of y_pred)",
-                       minidl::ShapeError);
-  CHECK_THROWS_WITH_AS(minidl::BinaryCrossentropy{}(t, p), "BinaryCrossentropy: y_true is 3 x 4, expected 3 x 2 (the shape of y_pred)",
-                       minidl::ShapeError);
+  CHECK_THROWS_WITH_AS(minidl::MeanAbsoluteError{}(p, t),
+                       "MeanAbsoluteError: y_true is 3 x 2, expected 3 x 4 (the shape of y_pred)", minidl::ShapeError);
+  CHECK_THROWS_WITH_AS(minidl::BinaryCrossentropy{}(t, p),
+                       "BinaryCrossentropy: y_true is 3 x 4, expected 3 x 2 (the shape of y_pred)", minidl::ShapeError);
   const Matrix<double> fewer = Matrix<double>::Zero(2, 4);
   CHECK_THROWS_WITH_AS(minidl::CategoricalCrossentropy{true}(p, fewer),
-                       "CategoricalCrossentropy: y_true is 2 x 4, expected 3 x 4 (the shape of y_pred)", minidl::ShapeError);
+                       "CategoricalCrossentropy: y_true is 2 x 4, expected 3 x 4 (the shape of y_pred)",
+                       minidl::ShapeError);
   const Matrix<double> empty(0, 4);
   CHECK_THROWS_WITH_AS(minidl::MeanSquaredError{}(empty, empty), "MeanSquaredError: got an empty batch (0 x 4)",
                        minidl::ValueError);
