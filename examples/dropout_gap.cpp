@@ -37,9 +37,10 @@ int main() {
     model.fit(x, y, options);
     trained = epochs;
     const GapReport report = explain_gap(model, x, y);
-    std::printf("%8d %16.4f %16.4f %10.4f\n", epochs, report.training_loss, report.inference_loss, (report.training_loss - report.inference_loss));
-    largest_gap = std::max(largest_gap, (report.training_loss - report.inference_loss));
-    last_gap = (report.training_loss - report.inference_loss);
+    const double gap = report.training_loss - report.inference_loss;
+    std::printf("%8d %16.4f %16.4f %10.4f\n", epochs, report.training_loss, report.inference_loss, gap);
+    largest_gap = std::max(largest_gap, gap);
+    last_gap = gap;
   }
   std::printf("\nAfter %d epochs:\n", trained);
   std::cout << explain_gap(model, x, y);
