@@ -48,4 +48,9 @@ echo "check_consumer: run the consumer"
 output="$("$work/consumer/consumer" "$fixture" 2>&1)" || { echo "$output" >&2; fail "the consumer exited with an error"; }
 echo "$output"
 grep -q "holds 10 images of 12 pixels" <<<"$output" || fail "the consumer did not read the 10 fixture images"
+
+echo "check_consumer: run the README's usage program"
+usage="$("$work/consumer/usage" 2>&1)" || { echo "$usage" >&2; fail "the usage program exited with an error"; }
+echo "$usage" | tail -n 8
+grep -q "= inference-phase loss (evaluate)" <<<"$usage" || fail "the usage program printed no explain_gap table"
 echo "check_consumer: OK (find_package(minidl) works from an installed prefix)"

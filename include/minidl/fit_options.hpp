@@ -26,14 +26,14 @@ template <class Scalar>
 struct FitOptions {
   Index batch_size = 32;                                  ///< > 0; the last batch of an epoch may be smaller
   int epochs = 1;                                         ///< >= 0
-  std::optional<ValidationData<Scalar>> validation_data;  ///< evaluated after each epoch: val_loss, val_<metric>
+  std::optional<ValidationData<Scalar>> validation_data{};///< evaluated after each epoch: val_loss, val_<metric>
   bool shuffle = true;                                    ///< reshuffle the samples before every epoch
   std::uint64_t seed = 0;                                 ///< seed of the shuffling
   int verbose = 1;                                        ///< 0 silent, 1 progress bar, 2 one line per epoch
   std::ostream* out = &std::cout;                         ///< where progress goes
   /// Redraw the bar during the epoch: unset means "only if `out` is a terminal".
-  std::optional<bool> live_progress;
-  std::vector<std::shared_ptr<Callback<Scalar>>> callbacks;
+  std::optional<bool> live_progress{};
+  std::vector<std::shared_ptr<Callback<Scalar>>> callbacks{};
 };
 
 }  // namespace minidl

@@ -146,7 +146,6 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
 
 template <class Scalar>
 void Sequential<Scalar>::summary(std::ostream& out) const {
-  const auto rule = [&](char c) { out << std::string(84, c) << '\n'; };
   const auto grouped = [](Index n) {  // 101000 -> "101,000"
     std::string digits = std::to_string(n), text;
     for (std::size_t i = 0; i < digits.size(); ++i) {
@@ -155,9 +154,17 @@ void Sequential<Scalar>::summary(std::ostream& out) const {
     }
     return text;
   };
+  std::vector<std::string> names;
+  std::size_t name_width = 28;  // the first column fits the longest "name (Type)"
+  for (const auto& l : layers_) {
+    names.push_back(l->name() + " (" + l->type() + ")");
+    name_width = std::max(name_width, names.back().size() + 2);
+  }
+  const int first = static_cast<int>(name_width);
+  const auto rule = [&](char c) { out << std::string(name_width + 48, c) << '\n'; };
   out << "Model: \"sequential\"\n";
   rule('_');
-  out << std::left << ' ' << std::setw(40) << "Layer (type)" << std::setw(22) << "Output Shape" << std::setw(12)
+  out << std::left << ' ' << std::setw(first) << "Layer (type)" << std::setw(22) << "Output Shape" << std::setw(14)
       << "Param #" << "Frozen\n";
   rule('=');
   Index total = 0, trainable = 0;
@@ -166,8 +173,8 @@ void Sequential<Scalar>::summary(std::ostream& out) const {
     const Index params = l.parameter_count() + l.state_count();
     total += params;
     if (!l.frozen()) trainable += l.parameter_count();
-    out << ' ' << std::setw(40) << (l.name() + " (" + l.type() + ")") << std::setw(22) << l.output_shape().str()
-        << std::setw(12) << grouped(params) << (l.frozen() ? "yes" : "no") << '\n';
+    out << ' ' << std::setw(first) << names[i] << std::setw(22) << l.output_shape().str() << std::setw(14)
+        << grouped(params) << (l.frozen() ? "yes" : "no") << '\n';
     if (i + 1 < layers_.size()) out << '\n';
   }
   rule('=');
@@ -175,6 +182,7 @@ void Sequential<Scalar>::summary(std::ostream& out) const {
       << "Trainable params: " << grouped(trainable) << '\n'
       << "Non-trainable params: " << grouped(total - trainable) << " (frozen weights and moving statistics)\n";
   rule('_');
+  out << std::right;
 }
 
 }  // namespace minidl
