@@ -576,3 +576,15 @@ TEST_CASE_TEMPLATE("BatchNorm rejects bad options and bad input and stays unchan
   CHECK_NOTHROW(image.forward(matrix<Scalar>(1, 4, {1, 2, 3, 4}), Phase::training));
   CHECK(image.num_batches_tracked() == 1);
 }
+
+TEST_CASE("a rejected forward (n = 1, pytorch convention) keeps the previous backward cache") {
+  minidl::BatchNorm<double> bn(3, minidl::BatchNormOptions::pytorch());
+  minidl::Matrix<double> x(4, 3);
+  x << 1, 2, 3, 4, 5, 6, 7, 8, 10, -1, 0, 2;
+  const minidl::Matrix<double> y = bn.forward(x, minidl::Phase::training);
+  const minidl::Matrix<double> dy = minidl::Matrix<double>::Ones(4, 3);
+  const minidl::Matrix<double> dx = bn.backward(x, dy);
+  CHECK_THROWS_AS(bn.forward(x.topRows(1), minidl::Phase::training), minidl::ValueError);
+  CHECK((bn.output().array() == y.array()).all());
+  CHECK((bn.backward(x, dy).array() == dx.array()).all());
+}

@@ -98,6 +98,7 @@ class Layer {
     if (!initialized())
       throw StateError(detail::message(describe(), ": weights are not initialized; add the layer to a "
                                                    "Sequential or call initialize(rng) first"));
+    check_forward(x, phase);  // layer-specific checks, before anything changes
     output_.resize(x.rows(), output_size());
     // The backward cache is only valid after a training-phase forward.
     training_rows_ = 0;
@@ -170,6 +171,9 @@ class Layer {
   Layer(const Layer&) = default;
   Layer& operator=(const Layer&) = default;
 
+  /// Layer-specific checks of a forward call's input, run before anything
+  /// changes (e.g. BatchNorm's "more than 1 value per channel"). Throw to reject.
+  virtual void check_forward(const Matrix<Scalar>& x, Phase phase) const { (void)x, (void)phase; }
   /// y = f(x) in the training phase; y is already sized N x output_size().
   virtual void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) = 0;
   /// y = f(x) in the inference phase; y is already sized N x output_size().

@@ -110,6 +110,17 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     return input;
   }
 
+  void check_forward(const Matrix<Scalar>& x, Phase phase) const override {
+    const Index n = x.rows() * (this->input_size() / this->input_shape().back());  // values per channel
+    const bool batch_statistics =
+        phase == Phase::training &&
+        !(this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics);
+    if (batch_statistics && options_.convention == BatchNormConvention::pytorch && n < 2)
+      throw ValueError(detail::message(this->describe(), ": training with the pytorch convention expects more "
+                                       "than 1 value per channel (as PyTorch), got ", n, " (a batch of ",
+                                       x.rows(), " x ", this->input_shape().str(), ")"));
+  }
+
   void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) override {
     if (this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics) {
       forward_inference(x, y);  // TF2 / Keras 3: a frozen BN runs in inference mode
@@ -117,10 +128,6 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     }
     const ConstChannelMap X = channels(x);
     const Index n = X.rows();
-    if (options_.convention == BatchNormConvention::pytorch && n < 2)  // checked before any change
-      throw ValueError(detail::message(this->describe(), ": training with the pytorch convention expects more "
-                                       "than 1 value per channel (as PyTorch), got ", n, " (a batch of ",
-                                       x.rows(), " x ", this->input_shape().str(), ")"));
     // μ_B and σ²_B in one pass over x (Welford's update: as stable as two passes).
     mean_.setZero();
     batch_variance_.setZero();  // holds Σ(x − μ)² until the division below
