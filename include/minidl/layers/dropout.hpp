@@ -9,10 +9,12 @@
 // trainable=False does not switch Dropout off).
 //
 // Randomness: the layer owns its generator, seeded from `seed` if given, else
-// by initialize(rng) (Sequential::add calls it with a seed split from the
-// model's generator). Value i of the batch is dropped when the i-th uniform
-// double of the stream (Rng::uniform, 53 bits) is < rate, so the probability
-// is rate up to 2^-53. Copies (clone) carry the generator state along.
+// by initialize(rng) with a seed split from `rng` (Sequential::add passes the
+// model's generator). Value i of the batch (row-major order) is dropped when
+// the i-th uniform double of the stream (Rng::uniform, 53 bits) is < rate, so
+// the probability is rate up to 2^-53; an inference call draws nothing.
+// Copies (clone) carry the generator state along, so a copy draws the same
+// masks as the original from then on.
 #pragma once
 
 #include <cstdint>
