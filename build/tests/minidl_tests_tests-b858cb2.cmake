@@ -1,5 +1,0 @@
-add_test( [==[gradient checker accepts a correct backward and rejects a wrong one]==] /work/main/build/tests/minidl_tests [==[--test-case=gradient checker accepts a correct backward and rejects a wrong one]==])
-set_tests_properties( [==[gradient checker accepts a correct backward and rejects a wrong one]==] PROPERTIES WORKING_DIRECTORY /work/main/build/tests LABELS)
-add_test( [==[backward before a training forward is a StateError naming the layer]==] /work/main/build/tests/minidl_tests [==[--test-case=backward before a training forward is a StateError naming the layer]==])
-set_tests_properties( [==[backward before a training forward is a StateError naming the layer]==] PROPERTIES WORKING_DIRECTORY /work/main/build/tests LABELS)
-set( minidl_tests_TESTS [==[gradient checker accepts a correct backward and rejects a wrong one]==] [==[backward before a training forward is a StateError naming the layer]==])
