@@ -178,7 +178,7 @@ TEST_CASE_TEMPLATE("Dropout with rate 0 is the identity in both phases", Scalar,
   CHECK(layer.forward(x, Phase::inference) == x);
 }
 
-TEST_CASE("Dropout rate outside [0, 1) is a ValueError and changes nothing") {
+TEST_CASE("Dropout rate outside 0 <= rate < 1 is a ValueError and changes nothing") {
   CHECK_THROWS_WITH_AS(Dropout<float>(1.0), "Dropout: rate must be in [0, 1), got 1", minidl::ValueError);
   CHECK_THROWS_WITH_AS(Dropout<float>(-0.1), "Dropout: rate must be in [0, 1), got -0.1", minidl::ValueError);
   CHECK_THROWS_AS(Dropout<float>(1.5), minidl::ValueError);

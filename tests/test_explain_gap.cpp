@@ -77,7 +77,7 @@ TEST_CASE("explain_gap never changes the model, not even its dropout generator")
   CHECK(model.fit(x, y, options).loss() == twin.fit(x, y, options).loss());
 }
 
-TEST_CASE("a single phase-dependent layer gets the whole phase gap; a frozen moving-statistics BN gets exactly 0") {
+TEST_CASE("a single phase-dependent layer gets the whole phase gap, a frozen moving-statistics BN gets exactly 0") {
   const auto x = uniform(40, 5, 5, -1, 1);
   const auto y = uniform(40, 1, 6, 0, 3);
   History history;
