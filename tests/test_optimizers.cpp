@@ -345,7 +345,7 @@ TEST_CASE_TEMPLATE("clone copies hyper-parameters, step count and state, and is 
   }
 }
 
-TEST_CASE_TEMPLATE("same inputs give bitwise the same outputs; build() resets", Scalar, float, double) {
+TEST_CASE_TEMPLATE("same inputs give bitwise the same outputs, and build() resets", Scalar, float, double) {
   auto check_repeatable = [](Optimizer<Scalar>& a, Optimizer<Scalar>& b) {
     a.build(slot_sizes);
     b.build(slot_sizes);

@@ -139,7 +139,7 @@ TEST_CASE("the learning rate can change between epochs") {
   CHECK(seen == std::vector<float>{1e-2f, 5e-3f, 2.5e-3f});
 }
 
-TEST_CASE("same seeds give bitwise-identical weights and losses; another seed differs") {
+TEST_CASE("same seeds give bitwise-identical weights and losses, another seed differs") {
   const auto x = random_matrix<float>(90, 6, 11);
   const auto y = random_matrix<float>(90, 2, 12);
   auto run = [&](std::uint64_t model_seed, std::uint64_t shuffle_seed) {
