@@ -59,8 +59,8 @@ struct GapReport {
 inline std::ostream& operator<<(std::ostream& out, const GapReport& report) {
   char line[256];
   const auto row = [&](const char* sign, const std::string& what, double value, const std::string& note) {
-    std::snprintf(line, sizeof line, "  %s %-44s %12.4f  %s\n", sign, what.c_str(), value, note.c_str());
-    out << line;
+    std::snprintf(line, sizeof line, "  %s %-44s %12.4f", sign, what.c_str(), value);
+    out << line << (note.empty() ? "" : "  ") << note << '\n';
   };
   const bool with_fit = !std::isnan(report.fit_loss);
   if (with_fit) {
