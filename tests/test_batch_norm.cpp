@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -27,14 +29,7 @@ using minidl::Matrix;
 using minidl::Phase;
 using minidl::Shape;
 
-template <class Scalar>
-Matrix<Scalar> matrix(Index rows, Index cols, std::initializer_list<double> values) {
-  REQUIRE(static_cast<Index>(values.size()) == rows * cols);
-  Matrix<Scalar> m(rows, cols);
-  Index i = 0;
-  for (double v : values) m.data()[i++] = static_cast<Scalar>(v);
-  return m;
-}
+using minidl::test::matrix;
 
 /// Largest |actual − expected| / max(1, |expected|); +inf on a size mismatch.
 template <class A, class B>

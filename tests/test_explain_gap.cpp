@@ -3,18 +3,15 @@
 #include <doctest/doctest.h>
 
 #include <minidl/minidl.hpp>
+
+#include "support.hpp"
 #include <sstream>
 
 using namespace minidl;
 
 namespace {
 
-Matrix<double> uniform(Index rows, Index cols, std::uint64_t seed, double low, double high) {
-  Rng rng(seed);
-  Matrix<double> m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(low, high);
-  return m;
-}
+using test::uniform;
 
 // Dense -> BN -> ReLU -> Dropout -> Dense, trained a little.
 Sequential<double> trained_model(const Matrix<double>& x, const Matrix<double>& y, History& history) {
@@ -70,7 +67,7 @@ TEST_CASE("explain_gap never changes the model, not even its dropout generator")
   const auto weights = model.get_weights();
   explain_gap(model, x, y, &history);
   const auto after = model.get_weights();
-  for (std::size_t i = 0; i < weights.size(); ++i) CHECK((weights[i].array() == after[i].array()).all());
+  CHECK(test::bitwise_equal(weights, after));
   // Training on afterwards gives what the untouched twin gives: same masks, same statistics.
   FitOptions<double> options;
   options.verbose = 0;

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -12,21 +14,9 @@ using minidl::Matrix;
 
 namespace {
 
-template <class Scalar>
-Matrix<Scalar> matrix(Index rows, Index cols, std::initializer_list<double> values) {
-  Matrix<Scalar> m(rows, cols);
-  Index k = 0;
-  for (double v : values) m.data()[k++] = static_cast<Scalar>(v);
-  REQUIRE(k == rows * cols);
-  return m;
-}
+using minidl::test::matrix;
 
-Matrix<double> uniform(Index rows, Index cols, double low, double high, std::uint64_t seed) {
-  minidl::Rng rng(seed);
-  Matrix<double> m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = rng.uniform(low, high);
-  return m;
-}
+using minidl::test::uniform;
 
 // Central differences of loss(p) with respect to every element of p.
 using LossFn = std::function<double(const Matrix<double>&)>;
@@ -155,9 +145,9 @@ TEST_CASE_TEMPLATE("categorical cross-entropy from probabilities and from logits
 }
 
 TEST_CASE("every loss's gradient matches central differences (double)") {
-  const auto pred = uniform(4, 3, -2, 2, 1);
-  const auto prob = uniform(4, 3, 0.05, 0.95, 2);  // well inside the clipping bounds
-  const auto soft = uniform(4, 3, 0, 1, 3);        // soft labels, rows not normalized
+  const auto pred = uniform(4, 3, 1, -2, 2);
+  const auto prob = uniform(4, 3, 2, 0.05, 0.95);  // well inside the clipping bounds
+  const auto soft = uniform(4, 3, 3, 0, 1);        // soft labels, rows not normalized
   Matrix<double> one_hot = Matrix<double>::Zero(4, 3);
   for (Index i = 0; i < 4; ++i) one_hot(i, (i * 2) % 3) = 1;
 

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <minidl/metrics.hpp>
 #include <string>
 
@@ -9,14 +11,7 @@ using minidl::Metric;
 
 namespace {
 
-template <class Scalar>
-Matrix<Scalar> matrix(Index rows, Index cols, std::initializer_list<double> values) {
-  Matrix<Scalar> m(rows, cols);
-  Index k = 0;
-  for (double v : values) m.data()[k++] = static_cast<Scalar>(v);
-  REQUIRE(k == rows * cols);
-  return m;
-}
+using minidl::test::matrix;
 
 }  // namespace
 

@@ -2,18 +2,17 @@
 #include <doctest/doctest.h>
 
 #include <minidl/minidl.hpp>
+#include "support.hpp"
 #include <sstream>
 
 using namespace minidl;
 
 namespace {
 
+using test::bitwise_equal;
 template <class Scalar>
-Matrix<Scalar> random_matrix(Index rows, Index cols, std::uint64_t seed, double low = -1, double high = 1) {
-  Rng rng(seed);
-  Matrix<Scalar> m(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<Scalar>(rng.uniform(low, high));
-  return m;
+Matrix<Scalar> random_matrix(Index rows, Index cols, std::uint64_t seed) {
+  return test::uniform<Scalar>(rows, cols, seed);
 }
 
 // Dense(6, 16, relu) -> BatchNorm -> Dropout(0.25) -> Dense(16, 2)
@@ -37,13 +36,6 @@ FitOptions<Scalar> quiet(int epochs = 1, Index batch_size = 32) {
   return options;
 }
 
-template <class Scalar>
-bool same_weights(const std::vector<Vector<Scalar>>& a, const std::vector<Vector<Scalar>>& b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i].size() != b[i].size() || !(a[i].array() == b[i].array()).all()) return false;
-  return true;
-}
 
 }  // namespace
 
@@ -64,7 +56,7 @@ TEST_CASE_TEMPLATE("fit's epoch loss is the batch-size-weighted mean of pre-upda
   }
   CHECK(history.loss().size() == 1);
   CHECK(history.loss()[0] == weighted / 100);  // same computation, same order: bitwise
-  CHECK(same_weights(model.get_weights(), replay.get_weights()));
+  CHECK(bitwise_equal(model.get_weights(), replay.get_weights()));
   // evaluate runs after the updates, in the inference phase: a different number.
   CHECK(model.evaluate(x, y) != doctest::Approx(history.loss()[0]).epsilon(1e-3));
 }
@@ -92,7 +84,7 @@ TEST_CASE_TEMPLATE("evaluate and predict have no side effects", T, float, double
   const Matrix<T> p1 = model.predict(x);
   CHECK(model.evaluate(x, y) == first);
   CHECK((model.predict(x).array() == p1.array()).all());
-  CHECK(same_weights(before, model.get_weights()));
+  CHECK(bitwise_equal(before, model.get_weights()));
   CHECK(model.test_on_batch(x, y) == doctest::Approx(first));
 }
 
@@ -120,7 +112,7 @@ TEST_CASE("an evaluate inside a callback does not change the training run") {
   CHECK(batches == 8);
   CHECK(epochs == 2);
   CHECK(h1.loss() == h2.loss());
-  CHECK(same_weights(plain.get_weights(), observed.get_weights()));
+  CHECK(bitwise_equal(plain.get_weights(), observed.get_weights()));
 }
 
 TEST_CASE("the learning rate can change between epochs") {
@@ -150,9 +142,9 @@ TEST_CASE("same seeds give bitwise-identical weights and losses, another seed di
     return std::make_pair(model.get_weights(), h.loss());
   };
   const auto a = run(3, 4), b = run(3, 4);
-  CHECK(same_weights(a.first, b.first));
+  CHECK(bitwise_equal(a.first, b.first));
   CHECK(a.second == b.second);
-  CHECK_FALSE(same_weights(a.first, run(5, 4).first));  // other initial weights and dropout masks
+  CHECK_FALSE(bitwise_equal(a.first, run(5, 4).first));  // other initial weights and dropout masks
   CHECK(a.second != run(3, 6).second);                   // other shuffling
 }
 
@@ -270,7 +262,7 @@ TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchange
   const auto weights = model.get_weights();
   const auto iterations = model.optimizer().iterations();
   const auto unchanged = [&] {
-    return same_weights(weights, model.get_weights()) && model.optimizer().iterations() == iterations;
+    return bitwise_equal(weights, model.get_weights()) && model.optimizer().iterations() == iterations;
   };
 
   CHECK_THROWS_WITH_AS(model.fit(x, y.topRows(19), quiet<T>()),
@@ -305,7 +297,7 @@ TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchange
                        "last layer",
                        StateError);
   CHECK_THROWS_AS(uncompiled.evaluate(x, y), StateError);
-  CHECK(same_weights(fresh, uncompiled.get_weights()));
+  CHECK(bitwise_equal(fresh, uncompiled.get_weights()));
   CHECK_THROWS_AS(Sequential<T>().predict(x), StateError);
 
   const auto layers = model.size();

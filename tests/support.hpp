@@ -1,0 +1,42 @@
+// Helpers shared by the test files: small matrices written out by hand, and
+// seeded random ones.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <initializer_list>
+#include <minidl/random.hpp>
+#include <minidl/tensor.hpp>
+#include <vector>
+
+namespace minidl::test {
+
+/// A rows x cols matrix from values in row-major order.
+template <class Scalar>
+Matrix<Scalar> matrix(Index rows, Index cols, std::initializer_list<double> values) {
+  REQUIRE(static_cast<Index>(values.size()) == rows * cols);
+  Matrix<Scalar> m(rows, cols);
+  Index i = 0;
+  for (double v : values) m.data()[i++] = static_cast<Scalar>(v);
+  return m;
+}
+
+/// A rows x cols matrix of values uniform in [low, high) from Rng(seed).
+template <class Scalar = double>
+Matrix<Scalar> uniform(Index rows, Index cols, std::uint64_t seed, double low = -1, double high = 1) {
+  Rng rng(seed);
+  Matrix<Scalar> m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<Scalar>(rng.uniform(low, high));
+  return m;
+}
+
+/// True if both lists hold the same tensors, bit for bit.
+template <class Scalar>
+bool bitwise_equal(const std::vector<Vector<Scalar>>& a, const std::vector<Vector<Scalar>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].size() != b[i].size() || !(a[i].array() == b[i].array()).all()) return false;
+  return true;
+}
+
+}  // namespace minidl::test
