@@ -73,6 +73,7 @@ class Sequential {
   /// Appends the layers of `other`, shared with it (as a Keras model nested in
   /// a Sequential): add(base.clone()) for an independent copy of a base.
   void add(const Sequential& other) {
+    if (&other == this) throw ValueError("Sequential::add: a model cannot be appended to itself");
     if (other.layers_.empty()) throw ValueError("Sequential::add: the model to append has no layers");
     if (!layers_.empty() && other.input_shape() != output_shape())
       throw ShapeError(detail::message("Sequential::add: the appended model expects input shape ",
@@ -269,10 +270,14 @@ class Sequential {
       if (std::isupper(static_cast<unsigned char>(*c)) && c != type) base += '_';
       base += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
     }
-    int count = 0;
-    for (const auto& l : layers_)
-      if (l->type() == std::string(type)) ++count;
-    return count == 0 ? base : base + "_" + std::to_string(count);
+    const auto taken = [&](const std::string& name) {
+      for (const auto& l : layers_)
+        if (l->name() == name) return true;
+      return false;
+    };
+    std::string name = base;
+    for (int suffix = 1; taken(name); ++suffix) name = base + "_" + std::to_string(suffix);
+    return name;
   }
 
   void set_frozen(std::size_t begin, std::size_t end, bool frozen) {
