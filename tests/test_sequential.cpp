@@ -306,3 +306,21 @@ TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchange
   CHECK(model.size() == layers);
   CHECK(model.compiled());
 }
+
+TEST_CASE("appending models: shared layers, unique generated names, no self-append") {
+  Sequential<float> base(1);
+  base.add(Dense<float>(4, 4, Activation::relu));
+  base.add(Dense<float>(4, 4));
+  Sequential<float> model(2);
+  model.add(base);          // shares base's layers
+  model.add(base.clone());  // an independent copy, same names
+  model.add(Dense<float>(4, 1));
+  CHECK(&model.layer(0) == &base.layer(0));
+  CHECK(&model.layer(2) != &base.layer(0));
+  CHECK(model.layer(4).name() == "dense_2");
+  CHECK_THROWS_WITH_AS(model.add(model), "Sequential::add: a model cannot be appended to itself", ValueError);
+  Sequential<float> wrong(3);
+  wrong.add(Dense<float>(5, 2));
+  CHECK_THROWS_AS(model.add(wrong), ShapeError);
+  CHECK(model.size() == 5);
+}
