@@ -1,0 +1,210 @@
+// minidl — Conv2D: a 2-D convolution (cross-correlation, as every framework)
+// over channels-last images, with a fused activation.
+//
+//   y[n, oh, ow, f] = act(b[f] + Σ_{i, j, c} x[n, oh·sh − pt + i, ow·sw − pl + j, c] · K[i, j, c, f])
+//
+// x: N x (H·W·C) and y: N x (H_out·W_out·F), row-major, channels last (Keras);
+// K: Keras' (kh, kw, C, F) layout, stored as a (kh·kw·C) x F matrix; b: F.
+// PyTorch stores the weight (F, C, kh, kw) and images channels first.
+// Output size and padding: window2d.hpp (Keras/TensorFlow 'valid' and 'same').
+//
+// Computed as one matrix product (im2col): each output position's receptive
+// field is copied into a row of `cols` (zeros where it reaches into the
+// padding), in the same (i, j, c) order as the kernel's rows, so that
+//   Z = cols · K          cols: (N·H_out·W_out) x (kh·kw·C), Z: (N·H_out·W_out) x F
+// and Z, stored row-major, *is* the output batch N x (H_out·W_out·F): the
+// product writes straight into the layer's output buffer.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "../activation.hpp"
+#include "../initializers.hpp"
+#include "window2d.hpp"
+
+namespace minidl {
+
+/// Options of a Conv2D layer (Keras' defaults).
+struct Conv2DOptions {
+  std::array<Index, 2> strides{1, 1};
+  Padding padding = Padding::valid;
+  Activation activation = Activation::linear;
+  bool use_bias = true;
+  Initializer kernel_initializer = Initializer::glorot_uniform;
+  /// With a seed the kernel is drawn from Rng(*seed) as soon as the input shape
+  /// is known (in the constructor if it takes one), and initialize() redraws
+  /// the same kernel. Without one the layer is not initialized() until
+  /// initialize(rng) (Sequential::add calls it).
+  std::optional<std::uint64_t> seed;
+};
+
+template <class Scalar>
+class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
+  using Rows = Eigen::Map<Matrix<Scalar>>;             // a batch viewed as (N·H_out·W_out) x F
+  using ConstRows = Eigen::Map<const Matrix<Scalar>>;  // the same, read-only
+  using Run = Eigen::Map<Vector<Scalar>>;              // a contiguous run of scalars
+  using ConstRun = Eigen::Map<const Vector<Scalar>>;
+
+ public:
+  /// Input shape fixed later by build() or Sequential::add. Throws ValueError
+  /// unless filters, both kernel sizes and both strides are > 0.
+  Conv2D(Index filters, std::array<Index, 2> kernel_size, Conv2DOptions options = {})
+      : filters_(filters), kernel_size_(kernel_size), options_(options) {
+    if (filters <= 0) throw ValueError(detail::message("Conv2D: filters must be > 0, got ", filters));
+    check_window_argument("Conv2D", "kernel_size", kernel_size);
+    check_window_argument("Conv2D", "strides", options.strides);
+  }
+  /// A square kernel_size x kernel_size kernel.
+  Conv2D(Index filters, Index kernel_size, Conv2DOptions options = {})
+      : Conv2D(filters, {kernel_size, kernel_size}, options) {}
+  /// Input shape (H, W, C) fixed now. Also throws ShapeError if the input is not
+  /// (H, W, C) or, with valid padding, the kernel does not fit it.
+  Conv2D(const Shape& input, Index filters, std::array<Index, 2> kernel_size, Conv2DOptions options = {})
+      : Conv2D(filters, kernel_size, options) {
+    this->build(input);
+  }
+  Conv2D(const Shape& input, Index filters, Index kernel_size, Conv2DOptions options = {})
+      : Conv2D(input, filters, {kernel_size, kernel_size}, options) {}
+
+  const char* type() const override { return "Conv2D"; }
+
+  /// Draws the kernel with the kernel initializer (Keras' fans for a
+  /// convolution: fan_in = kh·kw·C, fan_out = kh·kw·F) and zeroes the bias. A
+  /// layer made with a seed draws from Rng(seed) and leaves `rng` untouched.
+  void initialize(Rng& rng) override {
+    if (!this->built())
+      throw StateError(this->describe() + ": initialize() needs the input shape; call build(shape) first");
+    draw_weights(&rng);
+  }
+  bool initialized() const override { return initialized_; }
+
+  /// The weights; write through these to set them, keeping their shapes.
+  Matrix<Scalar>& kernel() { return kernel_; }  ///< (kh·kw·C) x F, Keras' (kh, kw, C, F) flattened
+  const Matrix<Scalar>& kernel() const { return kernel_; }
+  Vector<Scalar>& bias() { return bias_; }  ///< F, or empty without a bias
+  const Vector<Scalar>& bias() const { return bias_; }
+  /// dLoss/dK and dLoss/db of the last backward() (unchanged while frozen).
+  const Matrix<Scalar>& kernel_gradient() const { return grad_kernel_; }
+  const Vector<Scalar>& bias_gradient() const { return grad_bias_; }
+
+  Index filters() const { return filters_; }
+  std::array<Index, 2> kernel_size() const { return kernel_size_; }
+  std::array<Index, 2> strides() const { return options_.strides; }
+  Padding padding() const { return options_.padding; }
+  Activation activation() const { return options_.activation; }
+  bool use_bias() const { return options_.use_bias; }
+  Initializer kernel_initializer() const { return options_.kernel_initializer; }
+  const std::optional<std::uint64_t>& seed() const { return options_.seed; }
+
+ protected:
+  Shape build_impl(const Shape& input) override {
+    const Window2D window(layer_label(*this), "kernel", input, kernel_size_, options_.strides, options_.padding);
+    // Nothing below throws: the layer changes only once the shape is accepted.
+    window_ = window;
+    const Index patch = kernel_size_[0] * kernel_size_[1] * window.channels();
+    kernel_ = Matrix<Scalar>::Zero(patch, filters_);
+    grad_kernel_ = Matrix<Scalar>::Zero(patch, filters_);
+    bias_ = Vector<Scalar>::Zero(options_.use_bias ? filters_ : 0);
+    grad_bias_ = Vector<Scalar>::Zero(options_.use_bias ? filters_ : 0);
+    if (options_.seed) draw_weights(nullptr);
+    return Shape{window.out_height(), window.out_width(), filters_};
+  }
+
+  // Both phases compute the same function; the training phase's im2col is
+  // what backward() reuses (cols_ always holds the last forward's).
+  void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) override { convolve(x, y); }
+  void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) override { convolve(x, y); }
+
+  void backward_impl(const Matrix<Scalar>& /*x*/, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) override {
+    // dz = act'(y) ⊙ dy    (N x H_out·W_out·F); for linear, dz is dy itself.
+    const Matrix<Scalar>* dz = &dy;
+    if (options_.activation != Activation::linear) {
+      dz_.resize(dy.rows(), dy.cols());
+      activation_backward(options_.activation, this->output(), dy, dz_, filters_);
+      dz = &dz_;
+    }
+    const ConstRows dZ(dz->data(), cols_.rows(), filters_);  // (N·H_out·W_out) x F, no copy
+    if (!this->frozen()) {
+      grad_kernel_.noalias() = cols_.transpose() * dZ;  // dK = colsᵀ·dZ        ((kh·kw·C) x F)
+      if (options_.use_bias) grad_bias_.noalias() = dZ.colwise().sum().transpose();  // db = Σ_rows dZ  (F)
+    }
+    if (!dx) return;
+    dcols_.resize(cols_.rows(), cols_.cols());
+    dcols_.noalias() = dZ * kernel_.transpose();  // dcols = dZ·Kᵀ   ((N·H_out·W_out) x (kh·kw·C))
+    // col2im: dx = Σ over the windows that saw each pixel of its dcols entries
+    // (the transpose of im2col's copy; padding entries are dropped).
+    dx->setZero();
+    Scalar* out = dx->data();
+    window_.for_each_window(dx->rows(), [&](Index p, Index n, Window2D::Span rows, Window2D::Span cols) {
+      const Scalar* patch = dcols_.row(p).data();
+      const Index run = cols.size() * window_.channels();
+      for (Index h = rows.begin; h < rows.end; ++h)
+        Run(out + window_.offset(n, h, cols.begin), run) +=
+            ConstRun(patch + patch_offset(h - rows.begin + rows.skip, cols.skip), run);
+    });
+  }
+
+  void collect_parameters(std::vector<Parameter<Scalar>>& out) override {
+    out.push_back({"kernel", kernel_.data(), grad_kernel_.data(), kernel_.size()});
+    if (options_.use_bias) out.push_back({"bias", bias_.data(), grad_bias_.data(), bias_.size()});
+  }
+
+ private:
+  // Offset in a cols row of kernel position (i, j): rows are ordered (i, j, c).
+  Index patch_offset(Index i, Index j) const { return (i * kernel_size_[1] + j) * window_.channels(); }
+
+  // Kernel from Rng(seed) if the layer has a seed, else from *rng; bias zero.
+  void draw_weights(Rng* rng) {
+    Rng own(options_.seed.value_or(0));
+    const Index taps = kernel_size_[0] * kernel_size_[1];
+    initialize_weights(options_.kernel_initializer, kernel_, taps * window_.channels(), taps * filters_,
+                       options_.seed ? own : *rng);
+    bias_.setZero();
+    initialized_ = true;
+  }
+
+  // y = act(im2col(x)·K + b), the product written into y viewed as
+  // (N·H_out·W_out) x F.
+  void convolve(const Matrix<Scalar>& x, Matrix<Scalar>& y) {
+    im2col(x);
+    Rows Z(y.data(), cols_.rows(), filters_);
+    Z.noalias() = cols_ * kernel_;                            // Z = cols·K
+    if (options_.use_bias) Z.rowwise() += bias_.transpose();  // Z += b, broadcast over rows
+    activate(options_.activation, y, y, filters_);            // y = act(Z), in place (softmax over F)
+  }
+
+  // cols row p = the window of output position p, in (i, j, c) order. One
+  // window row covers cols.size() adjacent pixels, contiguous in x as in cols:
+  // each is copied as one run; rows cut by the padding are zero-filled first.
+  void im2col(const Matrix<Scalar>& x) {
+    cols_.resize(x.rows() * window_.positions(), kernel_.rows());
+    const Scalar* in = x.data();
+    window_.for_each_window(x.rows(), [&](Index p, Index n, Window2D::Span rows, Window2D::Span cols) {
+      Scalar* patch = cols_.row(p).data();
+      if (rows.size() < kernel_size_[0] || cols.size() < kernel_size_[1]) cols_.row(p).setZero();
+      const Index run = cols.size() * window_.channels();
+      for (Index h = rows.begin; h < rows.end; ++h)
+        std::copy_n(in + window_.offset(n, h, cols.begin), run,
+                    patch + patch_offset(h - rows.begin + rows.skip, cols.skip));
+    });
+  }
+
+  Index filters_;
+  std::array<Index, 2> kernel_size_;
+  Conv2DOptions options_;
+  Window2D window_;  // output size and padding, set by build()
+  bool initialized_ = false;
+  Matrix<Scalar> kernel_;       // (kh·kw·C) x F
+  Matrix<Scalar> grad_kernel_;  // (kh·kw·C) x F: dLoss/dK
+  Vector<Scalar> bias_;         // F (0 without a bias)
+  Vector<Scalar> grad_bias_;    // F (0 without a bias): dLoss/db
+  Matrix<Scalar> cols_;         // (N·H_out·W_out) x (kh·kw·C): im2col of the last forward's input
+  Matrix<Scalar> dz_;           // N x (H_out·W_out·F): dLoss/dz
+  Matrix<Scalar> dcols_;        // (N·H_out·W_out) x (kh·kw·C): dLoss/dcols
+};
+
+}  // namespace minidl
