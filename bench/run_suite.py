@@ -1,0 +1,430 @@
+#!/usr/bin/python3
+"""minidl's benchmark suite: runs every benchmark program (bench/*.cpp, built
+by CMake with MINIDL_BUILD_BENCH=ON) and bench/torch_bench.py several times,
+then writes a Markdown report (bench/RESULTS.md) with medians, min–max,
+ratios and the performance targets, met or not.
+
+    /usr/bin/python3 bench/run_suite.py --build build-bench/bench --out bench/RESULTS.md
+
+`bash scripts/run bench` builds in Release and runs this. Each program prints
+one JSON line; this script only repeats, aggregates and reports. Runs are
+interleaved (one of each implementation per round) so that a slow drift of the
+machine touches all of them alike. Before each run the script waits (within a
+budget) for the machine to be idle, and it measures how much CPU time other
+processes took during the run: a run disturbed by more than 15% of a CPU is
+retried, and a figure that still includes one is marked in the report.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---- the workloads' arithmetic (see the report's notes) --------------------------------------
+
+A_BATCH, A_LAYERS = 32, [(100, 1000), (1000, 1)]
+B_BATCH, B_LAYERS, B_HIDDEN, B_CLASSES = 128, [(784, 512), (512, 512), (512, 10)], 512, 10
+B_TRAIN, B_TEST, B_PIXELS = 60000, 10000, 784
+
+
+def dense_flops(layers):
+    """FLOPs per sample: forward 2·Σ in·out; backward 2·Σ in·out for the kernels' gradients plus
+    2·Σ in·out for the input gradients of every layer but the first (nothing needs the data's)."""
+    forward = 2 * sum(i * o for i, o in layers)
+    backward = forward + 2 * sum(i * o for i, o in layers[1:])
+    return forward, forward + backward
+
+
+A_FORWARD, A_TRAIN = (f * A_BATCH for f in dense_flops(A_LAYERS))  # per batch of 32
+B_FORWARD, B_TRAIN_PER_SAMPLE = dense_flops(B_LAYERS)  # per sample
+
+
+def b_memory_bound():
+    """Bytes that workload B needs at least, and the parts: the data set in float, the model
+    (weights, gradients, Adam's two moments, BatchNorm's moving statistics) and one batch of
+    activations (every layer's output and gradient, the dropout masks, the gathered batch)."""
+    f = 4
+    data = (B_TRAIN + B_TEST) * B_PIXELS * f          # images
+    data += B_TRAIN * B_CLASSES * f                     # one-hot training targets
+    data += (B_TRAIN + B_TEST) * 4                      # integer labels
+    data += B_TEST * B_CLASSES * f                      # predict's output
+    parameters = sum(i * o + o for i, o in B_LAYERS) + 2 * 2 * B_HIDDEN  # + γ, β of both BatchNorms
+    model = 4 * parameters * f + 2 * 2 * B_HIDDEN * f
+    widths = [B_HIDDEN] * 8 + [B_CLASSES]  # Dense, BN, ReLU, Dropout twice; Dense softmax
+    activations = 2 * B_BATCH * sum(widths) * f + 2 * B_BATCH * B_HIDDEN * f + B_BATCH * (B_PIXELS + B_CLASSES) * f
+    total = data + model + activations
+    return 1.2 * total, dict(data=data, model=model, activations=activations)
+
+
+# ---- running programs -------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPUS = os.cpu_count() or 1
+
+
+def busy_seconds():
+    """CPU-seconds all CPUs have spent not idle since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Runner:
+    def __init__(self, quiet_budget_s, retries, log):
+        self.quiet_budget_s = quiet_budget_s
+        self.retries = retries
+        self.waited_s = 0.0
+        self.log = log
+        self.runs = []
+
+    def wait_until_idle(self):
+        """Waits until other processes use < 10% of one CPU over a second, while the budget lasts."""
+        while True:
+            before = busy_seconds()
+            time.sleep(1.0)
+            if busy_seconds() - before < 0.1 or self.waited_s >= self.quiet_budget_s:
+                return
+            self.waited_s += 1.0
+
+    def run(self, label, command, env=None):
+        retries = self.retries
+        for attempt in range(retries + 1):
+            self.wait_until_idle()
+            busy, children, start = busy_seconds(), children_cpu_seconds(), time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
+            wall = time.perf_counter() - start
+            # Less two clock ticks per CPU: /proc/stat counts in ticks.
+            foreign = (busy_seconds() - busy) - (children_cpu_seconds() - children) - 2 * CPUS / CLOCK_TICKS
+            if done.returncode != 0:
+                raise SystemExit(f"{label}: {shlex.join(command)} failed ({done.returncode}):\n{done.stderr}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result["interference"] = max(0.0, foreign / wall)
+            result["wall_s"] = wall
+            self.log(f"{label:28s} {wall:7.1f} s  other load {result['interference']:.2f} CPU"
+                     + ("  (retry)" if result["interference"] > 0.15 and attempt < retries else ""))
+            if result["interference"] <= 0.15:
+                break
+        result["label"] = label
+        self.runs.append(result)
+        return result
+
+
+# ---- statistics and formatting ---------------------------------------------------------------
+
+def summary(values):
+    return dict(median=statistics.median(values), min=min(values), max=max(values), n=len(values))
+
+
+def fmt(s, digits=3, scale=1.0):
+    if s is None:
+        return "—"
+    m, lo, hi = (s[k] * scale for k in ("median", "min", "max"))
+    text = f"{m:.{digits}g}"
+    if s["n"] > 1:
+        text += f" ({lo:.{digits}g}–{hi:.{digits}g})"
+    return text + (" †" if s.get("disturbed") else "")
+
+
+def ratio(a, b, digits=3):
+    return "—" if a is None or b is None else f"{a['median'] / b['median']:.{digits}g}"
+
+
+def collect(runs, key, transform=lambda r, v: v):
+    if not runs:
+        return None
+    s = summary([transform(r, r[key]) for r in runs])
+    s["disturbed"] = any(r["interference"] > 0.15 for r in runs)
+    return s
+
+
+# ---- the suite --------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", required=True, help="folder of the built benchmark programs (…/bench)")
+    parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each B and peak figure (A: reps + 2)")
+    parser.add_argument("--accuracy-epochs", type=int, default=5)
+    parser.add_argument("--tinydnn-a-steps", type=int, default=200, help="tiny-dnn is slow: fewer A steps")
+    parser.add_argument("--tinydnn-b-steps", type=int, default=50, help="tiny-dnn: B batches timed, scaled to an epoch")
+    parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--quiet-budget", type=float, default=300, help="seconds the suite may wait for an idle machine")
+    parser.add_argument("--smoke", action="store_true", help="every program once with --smoke: checks the driver only")
+    parser.add_argument("--command", default=None, help="the command to name in the report")
+    args = parser.parse_args()
+
+    def program(name):
+        path = os.path.join(args.build, name)
+        return path if os.path.exists(path) else None
+
+    for required in ("a_minidl", "b_minidl", "a_eigen", "b_eigen", "fma_peak"):
+        if not program(required):
+            raise SystemExit(f"run_suite.py: {os.path.join(args.build, required)} not found; build with MINIDL_BUILD_BENCH=ON")
+    torch_ok = not args.no_torch and subprocess.run([sys.executable, "-c", "import torch, numpy"],
+                                                    capture_output=True).returncode == 0
+    tiny_ok = program("a_tinydnn") and program("b_tinydnn")
+    threads = [1, 2] if CPUS >= 2 else [1]
+    reps = 1 if args.smoke else args.reps
+    started = time.time()
+    runner = Runner(0 if args.smoke else args.quiet_budget, 0 if args.smoke else 2, lambda line: print(line, flush=True))
+    smoke = ["--smoke"] if args.smoke else []
+    data = ["--data", args.data]
+
+    def cxx(name, *extra):
+        return [program(name), *extra, *smoke]
+
+    def torch_command(workload, n, *extra):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OPENBLAS_CORETYPE="SkylakeX")
+        return [sys.executable, os.path.join(HERE, "torch_bench.py"), "--workload", workload,
+                "--threads", str(n), *extra, *smoke], env
+
+    results = {}
+
+    def record(key, result):
+        results.setdefault(key, []).append(result)
+
+    # The FMA peak, 1 and 2 threads.
+    for _ in range(reps):
+        for n in threads:
+            record(("peak", n), runner.run(f"peak {n}T", cxx("fma_peak", "--threads", str(n))))
+
+    # Workload A, one thread.
+    for _ in range(1 if args.smoke else reps + 2):
+        record(("A", "minidl"), runner.run("A minidl", cxx("a_minidl")))
+        record(("A", "eigen"), runner.run("A eigen", cxx("a_eigen")))
+        if torch_ok:
+            command, env = torch_command("a", 1)
+            record(("A", "pytorch"), runner.run("A pytorch", command, env))
+        if tiny_ok:
+            steps = [] if args.smoke else ["--steps", str(args.tinydnn_a_steps)]
+            record(("A", "tiny-dnn"), runner.run("A tiny-dnn", cxx("a_tinydnn", *steps)))
+
+    # Workload B: one epoch per run, at 1 and 2 threads.
+    for _ in range(reps):
+        for n in threads:
+            t = ["--threads", str(n)]
+            record(("B", "minidl", n), runner.run(f"B minidl {n}T", cxx("b_minidl", *t, *data)))
+            record(("B", "eigen", n), runner.run(f"B eigen {n}T", cxx("b_eigen", *t, *data)))
+            if torch_ok:
+                command, env = torch_command("b", n, "--data", args.data)
+                record(("B", "pytorch", n), runner.run(f"B pytorch {n}T", command, env))
+            tiny = program("b_tinydnn" if n == 1 else "b_tinydnn_mt")
+            if tiny_ok and tiny:
+                steps = [] if args.smoke else ["--steps", str(args.tinydnn_b_steps)]
+                record(("B", "tiny-dnn", n), runner.run(f"B tiny-dnn {n}T", [tiny, *t, *data, *steps, *smoke]))
+
+    # Workload B's test accuracy after a few epochs (one thread: reproducible), full run only.
+    if not args.smoke:
+        e = ["--epochs", str(args.accuracy_epochs), "--threads", "1"]
+        record(("acc", "minidl"), runner.run("B accuracy minidl", cxx("b_minidl", *e, *data)))
+        record(("acc", "eigen"), runner.run("B accuracy eigen", cxx("b_eigen", *e, *data)))
+        if torch_ok:
+            command, env = torch_command("b", 1, *e[:2], "--data", args.data)
+            record(("acc", "pytorch"), runner.run("B accuracy pytorch", command, env))
+
+    elapsed = time.time() - started
+    with open(os.path.join(args.build, "raw_results.json"), "w") as f:
+        json.dump(runner.runs, f, indent=1)
+    report = write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads)
+    with open(args.out, "w") as f:
+        f.write(report)
+    print(f"wrote {args.out} ({elapsed / 60:.1f} min)")
+
+
+# ---- the report -------------------------------------------------------------------------------
+
+def machine_lines(build):
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    isa = "AVX-512" if " avx512f" in flags else ("AVX2" if " avx2" in flags else "SSE")
+    info = {}
+    path = os.path.join(build, "build_info.txt")
+    if os.path.exists(path):
+        info = dict(line.rstrip("\n").split("=", 1) for line in open(path) if "=" in line)
+
+    def package(name):
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", name], capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "not installed"
+
+    torch = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"- **CPU**: {model}, {CPUS} cores as seen by the OS ({isa}), Linux {platform.release()}",
+        f"- **Compiler**: {info.get('compiler', '?')}, {info.get('build_type', '?')}, flags `{' '.join(info.get('flags', '?').split())}`; Eigen {info.get('eigen', '?')}",
+        f"- **PyTorch**: {torch.stdout.strip() or 'not available'} (Debian python3-torch {package('python3-torch')}), "
+        f"OpenBLAS {package('libopenblas0-pthread')} with OPENBLAS_CORETYPE=SkylakeX; **tiny-dnn** {package('tiny-dnn')}",
+        f"- **Date**: {date}",
+    ]
+
+
+def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads):
+    get = results.get
+    impls = ["minidl", "eigen"] + (["pytorch"] if torch_ok else []) + (["tiny-dnn"] if tiny_ok else [])
+    names = {"minidl": "minidl", "eigen": "Eigen reference", "pytorch": "PyTorch", "tiny-dnn": "tiny-dnn"}
+    peak = {n: collect(get(("peak", n)), "gflops") for n in threads}
+    lines = ["# minidl benchmark results", ""]
+    command = args.command or "/usr/bin/python3 bench/run_suite.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines += [f"Produced by `{command}` in {elapsed / 60:.1f} minutes"
+              + (" (**smoke run: tiny data, one repetition; the figures mean nothing**)" if args.smoke else "") + ".", ""]
+    lines += machine_lines(args.build) + [""]
+    lines += ["Every figure: median over runs (min–max), each run a separate process. "
+              f"A: {args.reps + 2} runs; B and the peak: {args.reps} runs. "
+              "Ratios are of medians. † = a run of this figure had other processes using over 15% of a CPU "
+              "(even after retries).", ""]
+
+    # Peak.
+    lines += ["## Measured fp32 FMA peak", "", "| threads | GFLOP/s |", "|---|---|"]
+    for n in threads:
+        lines.append(f"| {n} | {fmt(peak[n], 4)} |")
+    lines.append("")
+
+    # Workload A.
+    a = {i: (collect(get(("A", i)), "train_us"), collect(get(("A", i)), "infer_us"),
+             collect(get(("A", i)), "max_rss_kib")) for i in impls}
+    p1 = peak[1]["median"] if peak.get(1) else None
+    lines += ["## Workload A: 100 → Dense 1000 ReLU → Dense 1, MSE, Adam, batch 32, 1 thread", "",
+              "| implementation | µs per training step | µs per inference batch | training GFLOP/s (% of peak) "
+              "| minidl ÷ this, training | minidl ÷ this, inference | max RSS (MiB) |",
+              "|---|---|---|---|---|---|---|"]
+    for i in impls:
+        train, infer, rss = a[i]
+        if train is None:
+            continue
+        gflops = A_TRAIN / train["median"] / 1e3
+        share = f" ({100 * gflops / p1:.0f}%)" if p1 else ""
+        lines.append(f"| {names[i]} | {fmt(train, 4)} | {fmt(infer, 4)} | {gflops:.1f}{share} | "
+                     f"{ratio(a['minidl'][0], train)} | {ratio(a['minidl'][1], infer)} | {fmt(rss, 3, 1 / 1024)} |")
+    lines.append("")
+
+    # Workload B.
+    def epoch(runs):  # seconds per 60000-image epoch
+        return collect(runs, "epoch_s", lambda r, v: statistics.median(v) * B_TRAIN / r["train_samples"])
+
+    b = {(i, n): epoch(get(("B", i, n))) for i in impls for n in threads}
+    ips = {(i, n): collect(get(("B", i, n)), "predict_images_per_s") for i in impls for n in threads}
+    rss = {i: collect(get(("B", i, 1)), "max_rss_kib") for i in impls}
+    acc = {i: collect(get(("acc", i)), "test_accuracy") for i in impls}
+    lines += ["## Workload B: Fashion-MNIST MLP with BatchNorm and Dropout, Adam, batch 128", "",
+              "784 → Dense 512 → BatchNorm → ReLU → Dropout(0.2) → Dense 512 → BatchNorm → ReLU → Dropout(0.2) "
+              "→ Dense 10 softmax, categorical cross-entropy.", ""]
+    head = "| implementation |" + "".join(f" s/epoch {n}T | GFLOP/s {n}T (% of peak) |" for n in threads)
+    head += (" speed-up 2T/1T |" if len(threads) > 1 else "") + "".join(f" predict images/s {n}T |" for n in threads)
+    head += f" test accuracy ({args.accuracy_epochs} epochs) | max RSS 1T (MiB) |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    for i in impls:
+        if b[(i, 1)] is None:
+            continue
+        row = f"| {names[i]} |"
+        for n in threads:
+            s = b[(i, n)]
+            if s is None:
+                row += " — | — |"
+                continue
+            gflops = B_TRAIN_PER_SAMPLE * B_TRAIN / s["median"] / 1e9
+            share = f" ({100 * gflops / peak[n]['median']:.0f}%)" if peak.get(n) else ""
+            row += f" {fmt(s)} | {gflops:.1f}{share} |"
+        if len(threads) > 1:
+            row += f" {ratio(b[(i, 1)], b[(i, 2)])} |"
+        row += "".join(f" {fmt(ips[(i, n)])} |" for n in threads)
+        accuracy = "not comparable (see notes)" if i == "tiny-dnn" else fmt(acc[i], 4, 100) + ("%" if acc[i] else "")
+        row += f" {accuracy} | {fmt(rss[i], 3, 1 / 1024)} |"
+        lines.append(row)
+    lines.append("")
+    lines += ["Time ratios, minidl ÷ other (below 1: minidl is faster):", "",
+              "| other | A training | A inference |" + "".join(f" B epoch {n}T |" for n in threads), "|---|---|---|" + "---|" * len(threads)]
+    for i in impls[1:]:
+        lines.append(f"| {names[i]} | {ratio(a['minidl'][0], a[i][0])} | {ratio(a['minidl'][1], a[i][1])} |"
+                     + "".join(f" {ratio(b[('minidl', n)], b[(i, n)])} |" for n in threads))
+    lines.append("")
+
+    # Targets.
+    bound, parts = b_memory_bound()
+    lines += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
+
+    def target(text, value, ok, shown):
+        if value is None:
+            lines.append(f"| {text} | not measured | — |")
+        else:
+            lines.append(f"| {text} | {shown} | {'**met**' if ok else '**not met**'} |")
+
+    def speedup(slow, fast):
+        return None if slow is None or fast is None else slow["median"] / fast["median"]
+
+    for what, k in (("training", 0), ("inference", 1)):
+        r = speedup(a["minidl"][k], a["eigen"][k])
+        target(f"A {what} ≤ 1.15 × the Eigen reference", r, r is not None and r <= 1.15, f"{r:.2f} ×" if r else "")
+        r = speedup(a["pytorch"][k], a["minidl"][k]) if torch_ok else None
+        target(f"A {what} ≥ 4 × faster than PyTorch", r, r is not None and r >= 4, f"{r:.2f} × faster" if r else "")
+    r = speedup(b.get(("pytorch", 1)), b[("minidl", 1)]) if torch_ok else None
+    target("B ≥ 1.6 × faster than PyTorch per epoch, 1 thread", r, r is not None and r >= 1.6, f"{r:.2f} × faster" if r else "")
+    share = (B_TRAIN_PER_SAMPLE * B_TRAIN / b[("minidl", 1)]["median"] / 1e9 / peak[1]["median"]) if b[("minidl", 1)] and peak.get(1) else None
+    target("B ≥ 60% of the FMA peak over the epoch, 1 thread", share, share is not None and share >= 0.6,
+           f"{100 * share:.0f}%" if share is not None else "")
+    if len(threads) > 1:
+        r = speedup(b[("minidl", 1)], b[("minidl", 2)])
+        target("B 2 threads ≥ 1.6 × faster than 1 thread", r, r is not None and r >= 1.6, f"{r:.2f} ×" if r else "")
+    d = (acc["minidl"]["median"] - acc["pytorch"]["median"]) if torch_ok and acc.get("minidl") and acc.get("pytorch") else None
+    target("B test accuracy ≈ PyTorch's (within 1 percentage point)", d, d is not None and abs(d) <= 0.01,
+           f"{100 * acc['minidl']['median']:.2f}% vs {100 * acc['pytorch']['median']:.2f}%" if d is not None else "")
+    m = rss["minidl"]["median"] * 1024 if rss.get("minidl") else None
+    target("B peak memory ≤ 1.2 × (data set in float + model + one batch of activations)", m,
+           m is not None and m <= bound, f"{m / 2**20:.0f} MiB (bound {bound / 2**20:.0f} MiB)" if m else "")
+    lines.append("")
+
+    # Notes.
+    lines += ["## Notes", "",
+              f"- **FLOPs counted**: the Dense layers' products only. Per sample, forward 2·Σ in·out; backward "
+              f"2·Σ in·out for the kernel gradients plus 2·Σ in·out for the input gradients of every layer but the "
+              f"first (no implementation computes the gradient of the data). B: forward {B_FORWARD:,}, training "
+              f"{B_TRAIN_PER_SAMPLE:,} FLOPs per sample ({B_TRAIN_PER_SAMPLE / 1e6:.2f} MFLOP), "
+              f"{B_TRAIN_PER_SAMPLE * B_TRAIN / 1e9:.1f} GFLOP per epoch. A: {A_TRAIN:,} FLOPs per training step, "
+              f"{A_FORWARD:,} per inference batch. Biases, BatchNorm, ReLU, Dropout, softmax, the loss and Adam are "
+              f"O(features) per sample or O(parameters) per step, about 1–2% more, not counted.",
+              "- **Peak**: `fma_peak`, a register-only loop of independent fp32 FMAs (16 accumulators, "
+              "AVX-512 if the CPU has it, else AVX2), each run the best of 5 timings; GFLOP/s ÷ peak uses the peak "
+              "at the same thread count.",
+              f"- **Memory bound** (B): 1.2 × (data {parts['data'] / 2**20:.1f} MiB: train and test images as float, "
+              f"one-hot training targets, labels, predict's output; model {parts['model'] / 2**20:.1f} MiB: weights, "
+              f"gradients, Adam's m and v, moving statistics; one batch of activations "
+              f"{parts['activations'] / 2**20:.1f} MiB: every layer's output and gradient, dropout masks, the batch) "
+              f"= {bound / 2**20:.0f} MiB. Max RSS is the process's peak resident set (getrusage), libraries "
+              "included; PyTorch's includes the interpreter and libtorch.",
+              "- **Eigen reference** (`bench/reference.hpp`, `a_eigen.cpp`, `b_eigen.cpp`): the same maths written "
+              "directly as Eigen expressions (row-major like minidl, noalias products, Adam as array expressions, the "
+              "softmax and cross-entropy gradient fused into (p − t)/N), same initial weights and dropout generator.",
+              "- **PyTorch** (`bench/torch_bench.py`): nn.Sequential, torch.optim.Adam (ε 1e-7), CrossEntropyLoss on "
+              "logits, BatchNorm1d(ε 1e-3, momentum 0.01 = Keras's 0.99), Glorot-uniform init; torch.set_num_threads(n) "
+              "and OPENBLAS_NUM_THREADS=n; OPENBLAS_CORETYPE=SkylakeX because this OpenBLAS otherwise picks slow "
+              "kernels on this CPU.",
+              f"- **tiny-dnn** (time only): its BatchNorm has no γ/β and its Dropout is known to be wrong, so its "
+              f"accuracy is not comparable. Built with CNN_USE_AVX; one thread with CNN_SINGLE_THREAD, two with its "
+              f"own std::async pool (its OpenMP mode opens a parallel region per weight in Adam and is ~100× slower). "
+              f"It is slow, so A runs {args.tinydnn_a_steps} steps and B trains on the first "
+              f"{args.tinydnn_b_steps} batches ({args.tinydnn_b_steps * B_BATCH} images, scaled to 60,000) and predicts "
+              f"as many test images; its train() does not shuffle.",
+              "- B's epoch time includes shuffling and gathering each batch (as in fit); predict runs over the 10,000 "
+              "test images in batches of 128. Accuracy runs use 1 thread (reproducible) and the seeds in the programs.",
+              ]
+    if runner.waited_s:
+        lines.append(f"- The suite waited {runner.waited_s:.0f} s in all for other processes to finish.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

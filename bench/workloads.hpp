@@ -1,0 +1,74 @@
+// minidl benchmarks — the two workloads, defined once for every implementation
+// (minidl, the plain-Eigen reference, tiny-dnn; bench/torch_bench.py mirrors
+// these numbers for PyTorch).
+//
+//   A: 100 -> Dense 1000 ReLU -> Dense 1, MSE, Adam, batch 32, random data.
+//      Figures: µs per training step and per inference batch of 32.
+//   B: Fashion-MNIST 784 -> Dense 512 -> BatchNorm -> ReLU -> Dropout(0.2)
+//      -> Dense 512 -> BatchNorm -> ReLU -> Dropout(0.2) -> Dense 10 softmax,
+//      categorical cross-entropy, Adam, batch 128.
+//      Figures: seconds per epoch, predict throughput, test accuracy.
+#pragma once
+
+#include <minidl/idx.hpp>
+#include <minidl/random.hpp>
+#include <minidl/tensor.hpp>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace bench {
+
+namespace a {
+constexpr int inputs = 100, hidden = 1000, outputs = 1, batch = 32;
+constexpr float learning_rate = 1e-3f;
+constexpr int default_steps = 2000, smoke_steps = 5;
+constexpr int blocks = 10;  // the timed steps are split into this many blocks; the median block counts
+
+/// Timed steps for these options (at least one per block).
+inline int steps(const Options& options) {
+  const int n = options.smoke ? smoke_steps : (options.steps > 0 ? options.steps : default_steps);
+  return std::max(n, blocks);
+}
+
+/// One fixed batch: x uniform in [-1, 1), y = the sum of x's first 10 columns
+/// (something learnable, so the loss is seen to fall).
+struct Batch {
+  minidl::Matrix<float> x, y;
+};
+inline Batch make_batch(std::uint64_t seed = 7) {
+  minidl::Rng rng(seed);
+  Batch b{minidl::Matrix<float>(batch, inputs), minidl::Matrix<float>(batch, outputs)};
+  for (Eigen::Index i = 0; i < b.x.size(); ++i) b.x.data()[i] = static_cast<float>(rng.uniform(-1.0, 1.0));
+  b.y = b.x.leftCols(10).rowwise().sum();
+  return b;
+}
+}  // namespace a
+
+namespace b {
+constexpr int inputs = 784, hidden = 512, classes = 10, batch = 128;
+constexpr double dropout = 0.2;
+constexpr float learning_rate = 1e-3f;
+constexpr int default_epochs = 1;
+constexpr std::size_t smoke_samples = 512;  // per split, in a smoke run
+constexpr int predict_batch = 128;          // predict() batch size, the same for every implementation
+
+inline int epochs(const Options& options) {
+  return options.smoke ? 1 : (options.epochs > 0 ? options.epochs : default_epochs);
+}
+
+/// Fashion-MNIST, pixels scaled to [0, 1]: all of it; or the first `--steps`
+/// batches' worth of each split (to time part of an epoch, for a slow
+/// implementation); or smoke_samples of each split in a smoke run.
+inline minidl::FashionMnist<float> load(const Options& options) {
+  std::size_t limit = minidl::idx_all;
+  if (options.smoke)
+    limit = smoke_samples;
+  else if (options.steps > 0)
+    limit = static_cast<std::size_t>(options.steps) * batch;
+  return minidl::load_fashion_mnist<float>(options.data, limit);
+}
+}  // namespace b
+
+}  // namespace bench
