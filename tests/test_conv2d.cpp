@@ -279,6 +279,10 @@ TEST_CASE("Conv2D accessors and parameters") {
   REQUIRE(params.size() == 1);  // no bias
   CHECK(params[0].name == "kernel");
   CHECK(params[0].size == 3 * 2 * 3 * 5);
+  // A braced input shape and a braced or single kernel size both read naturally.
+  CHECK(Conv2D<float>({28, 28, 1}, 32, 3).output_shape() == Shape{26, 26, 32});
+  CHECK(Conv2D<float>({28, 28, 1}, 32, {5, 3}).output_shape() == Shape{24, 26, 32});
+  CHECK(Conv2D<float>(8, {1, 1}).kernel_size() == std::array<Index, 2>{1, 1});
 }
 
 TEST_CASE("Conv2D bad input: clear errors, nothing changed") {

@@ -14,6 +14,7 @@
 // count_include_pad=True).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <optional>
@@ -94,7 +95,10 @@ class MaxPooling2D : public Pooling2D<MaxPooling2D<Scalar>, Scalar> {
 
  private:
   // y = the channel-wise maximum over each window, scanned row by row: the
-  // first maximum wins ties, and a NaN wins over numbers (as PyTorch).
+  // first maximum wins ties, and a NaN wins over numbers (as PyTorch). The
+  // window's first pixel starts the running maxima; the scan then visits it
+  // again, harmlessly, which keeps the inner loop one branch-free select per
+  // channel.
   template <bool record_argmax>
   void pool(const Matrix<Scalar>& x, Matrix<Scalar>& y) {
     const Window2D& window = this->window_;
@@ -103,18 +107,19 @@ class MaxPooling2D : public Pooling2D<MaxPooling2D<Scalar>, Scalar> {
     window.for_each_window(x.rows(), [&](Index p, Index n, Window2D::Span rows, Window2D::Span cols) {
       Scalar* best = y.data() + p * C;
       Index* from = record_argmax ? argmax_.data() + p * C : nullptr;
-      bool first = true;
+      const Index start = window.offset(n, rows.begin, cols.begin);
+      std::copy_n(in + start, C, best);
+      if constexpr (record_argmax)
+        for (Index c = 0; c < C; ++c) from[c] = start + c;
       for (Index h = rows.begin; h < rows.end; ++h)
         for (Index w = cols.begin; w < cols.end; ++w) {
           const Index at = window.offset(n, h, w);  // pixel (n, h, w): C contiguous values
+          const Scalar* v = in + at;
           for (Index c = 0; c < C; ++c) {
-            const Scalar v = in[at + c];
-            if (first || v > best[c] || std::isnan(v)) {
-              best[c] = v;
-              if constexpr (record_argmax) from[c] = at + c;
-            }
+            const bool take = v[c] > best[c] || std::isnan(v[c]);
+            best[c] = take ? v[c] : best[c];
+            if constexpr (record_argmax) from[c] = take ? at + c : from[c];
           }
-          first = false;
         }
     });
   }
