@@ -264,11 +264,18 @@ class Sequential {
   }
 
   std::string unique_name(const char* type) const {
-    // Keras: "Dense" -> "dense", "BatchNormalization" -> "batch_normalization", then "_1", "_2", ...
+    // Keras's snake case: "BatchNormalization" -> "batch_normalization", "ReLU" -> "re_lu",
+    // "Conv2D" -> "conv2d", "MaxPooling2D" -> "max_pooling2d"; then "_1", "_2", ...
+    // A '_' goes before an upper-case letter that follows a lower-case one, or
+    // that starts a capitalized word ("Pooling") after any character.
+    const auto upper = [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; };
+    const auto lower = [](char c) { return std::islower(static_cast<unsigned char>(c)) != 0; };
+    const std::string text = type;
     std::string base;
-    for (const char* c = type; *c; ++c) {
-      if (std::isupper(static_cast<unsigned char>(*c)) && c != type) base += '_';
-      base += static_cast<char>(std::tolower(static_cast<unsigned char>(*c)));
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const bool starts_word = i > 0 && upper(text[i]) && i + 1 < text.size() && lower(text[i + 1]);
+      if ((i > 0 && upper(text[i]) && lower(text[i - 1])) || starts_word) base += '_';
+      base += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
     }
     const auto taken = [&](const std::string& name) {
       for (const auto& l : layers_)
