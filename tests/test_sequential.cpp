@@ -324,3 +324,16 @@ TEST_CASE("appending models: shared layers, unique generated names, no self-appe
   CHECK_THROWS_AS(model.add(wrong), ShapeError);
   CHECK(model.size() == 5);
 }
+
+TEST_CASE("generated layer names follow Keras's snake case") {
+  Sequential<float> model;
+  model.add(Conv2D<float>(Shape{8, 8, 1}, 2, 3));
+  model.add(BatchNorm<float>());
+  model.add(ReLU<float>());
+  model.add(MaxPooling2D<float>());
+  model.add(GlobalAveragePooling2D<float>());
+  model.add(Dense<float>(2, 1));
+  const std::vector<std::string> expected = {"conv2d",     "batch_normalization",       "re_lu",
+                                             "max_pooling2d", "global_average_pooling2d", "dense"};
+  for (std::size_t i = 0; i < expected.size(); ++i) CHECK(model.layer(i).name() == expected[i]);
+}
