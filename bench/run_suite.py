@@ -12,7 +12,8 @@ interleaved (one of each implementation per round) so that a slow drift of the
 machine touches all of them alike. Before each run the script waits (within a
 budget) for the machine to be idle, and it measures how much CPU time other
 processes took during the run: a run disturbed by more than 15% of a CPU is
-retried, and a figure that still includes one is marked in the report.
+retried (while the waiting budget lasts), and a figure that still includes
+one is marked in the report.
 """
 import argparse
 import datetime
@@ -114,9 +115,10 @@ class Runner:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             result["interference"] = max(0.0, foreign / wall)
             result["wall_s"] = wall
-            self.log(f"{label:28s} {wall:7.1f} s  other load {result['interference']:.2f} CPU"
-                     + ("  (retry)" if result["interference"] > 0.15 and attempt < retries else ""))
-            if result["interference"] <= 0.15:
+            # Retry a disturbed run while there is time left to wait for an idle machine.
+            retry = result["interference"] > 0.15 and attempt < retries and self.waited_s < self.quiet_budget_s
+            self.log(f"{label:28s} {wall:7.1f} s  other load {result['interference']:.2f} CPU" + ("  (retry)" if retry else ""))
+            if not retry:
                 break
         result["label"] = label
         self.runs.append(result)
@@ -263,7 +265,12 @@ def machine_lines(build):
 
     torch = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    git = subprocess.run(["git", "-C", HERE, "log", "-1", "--format=%h"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--", "../include"], capture_output=True, text=True)
+    version = (f"commit {git.stdout.strip()}" + (" with uncommitted changes in include/" if dirty.stdout.strip() else "")
+               if git.returncode == 0 else "not a git checkout")
     return [
+        f"- **minidl**: {version}",
         f"- **CPU**: {model}, {CPUS} cores as seen by the OS ({isa}), Linux {platform.release()}",
         f"- **Compiler**: {info.get('compiler', '?')}, {info.get('build_type', '?')}, flags `{' '.join(info.get('flags', '?').split())}`; Eigen {info.get('eigen', '?')}",
         f"- **PyTorch**: {torch.stdout.strip() or 'not available'} (Debian python3-torch {package('python3-torch')}), "
