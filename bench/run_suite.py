@@ -131,13 +131,13 @@ def summary(values):
     return dict(median=statistics.median(values), min=min(values), max=max(values), n=len(values))
 
 
-def fmt(s, digits=3, scale=1.0):
+def fmt(s, digits=3, scale=1.0, unit=""):
     if s is None:
         return "—"
     m, lo, hi = (s[k] * scale for k in ("median", "min", "max"))
-    text = f"{m:.{digits}g}"
+    text = f"{m:.{digits}g}{unit}"
     if s["n"] > 1:
-        text += f" ({lo:.{digits}g}–{hi:.{digits}g})"
+        text += f" ({lo:.{digits}g}–{hi:.{digits}g}{unit})"
     return text + (" †" if s.get("disturbed") else "")
 
 
@@ -168,7 +168,15 @@ def main():
     parser.add_argument("--quiet-budget", type=float, default=300, help="seconds the suite may wait for an idle machine")
     parser.add_argument("--smoke", action="store_true", help="every program once with --smoke: checks the driver only")
     parser.add_argument("--command", default=None, help="the command to name in the report")
+    parser.add_argument("--from-raw", metavar="JSON", help="write the report from an earlier run's raw_results.json")
     args = parser.parse_args()
+    if args.from_raw:
+        with open(args.from_raw) as f:
+            raw = json.load(f)
+        runner = Runner(raw["waited_s"], 0, print)
+        runner.waited_s, runner.runs = raw["waited_s"], raw["runs"]
+        finish(args, runner, raw["elapsed_s"], raw["machine"])
+        return
 
     def program(name):
         path = os.path.join(args.build, name)
@@ -195,54 +203,69 @@ def main():
         return [sys.executable, os.path.join(HERE, "torch_bench.py"), "--workload", workload,
                 "--threads", str(n), *extra, *smoke], env
 
-    results = {}
-
-    def record(key, result):
-        results.setdefault(key, []).append(result)
-
     # The FMA peak, 1 and 2 threads.
     for _ in range(reps):
         for n in threads:
-            record(("peak", n), runner.run(f"peak {n}T", cxx("fma_peak", "--threads", str(n))))
+            runner.run(f"peak {n}T", cxx("fma_peak", "--threads", str(n)))
 
     # Workload A, one thread.
     for _ in range(1 if args.smoke else reps + 2):
-        record(("A", "minidl"), runner.run("A minidl", cxx("a_minidl")))
-        record(("A", "eigen"), runner.run("A eigen", cxx("a_eigen")))
+        runner.run("A minidl", cxx("a_minidl"))
+        runner.run("A eigen", cxx("a_eigen"))
         if torch_ok:
             command, env = torch_command("a", 1)
-            record(("A", "pytorch"), runner.run("A pytorch", command, env))
+            runner.run("A pytorch", command, env)
         if tiny_ok:
             steps = [] if args.smoke else ["--steps", str(args.tinydnn_a_steps)]
-            record(("A", "tiny-dnn"), runner.run("A tiny-dnn", cxx("a_tinydnn", *steps)))
+            runner.run("A tiny-dnn", cxx("a_tinydnn", *steps))
 
     # Workload B: one epoch per run, at 1 and 2 threads.
     for _ in range(reps):
         for n in threads:
             t = ["--threads", str(n)]
-            record(("B", "minidl", n), runner.run(f"B minidl {n}T", cxx("b_minidl", *t, *data)))
-            record(("B", "eigen", n), runner.run(f"B eigen {n}T", cxx("b_eigen", *t, *data)))
+            runner.run(f"B minidl {n}T", cxx("b_minidl", *t, *data))
+            runner.run(f"B eigen {n}T", cxx("b_eigen", *t, *data))
             if torch_ok:
                 command, env = torch_command("b", n, "--data", args.data)
-                record(("B", "pytorch", n), runner.run(f"B pytorch {n}T", command, env))
+                runner.run(f"B pytorch {n}T", command, env)
             tiny = program("b_tinydnn" if n == 1 else "b_tinydnn_mt")
             if tiny_ok and tiny:
                 steps = [] if args.smoke else ["--steps", str(args.tinydnn_b_steps)]
-                record(("B", "tiny-dnn", n), runner.run(f"B tiny-dnn {n}T", [tiny, *t, *data, *steps, *smoke]))
+                runner.run(f"B tiny-dnn {n}T", [tiny, *t, *data, *steps, *smoke])
 
     # Workload B's test accuracy after a few epochs (one thread: reproducible), full run only.
     if not args.smoke:
         e = ["--epochs", str(args.accuracy_epochs), "--threads", "1"]
-        record(("acc", "minidl"), runner.run("B accuracy minidl", cxx("b_minidl", *e, *data)))
-        record(("acc", "eigen"), runner.run("B accuracy eigen", cxx("b_eigen", *e, *data)))
+        runner.run("B accuracy minidl", cxx("b_minidl", *e, *data))
+        runner.run("B accuracy eigen", cxx("b_eigen", *e, *data))
         if torch_ok:
             command, env = torch_command("b", 1, *e[:2], "--data", args.data)
-            record(("acc", "pytorch"), runner.run("B accuracy pytorch", command, env))
+            runner.run("B accuracy pytorch", command, env)
 
     elapsed = time.time() - started
+    machine = machine_lines(args.build)
     with open(os.path.join(args.build, "raw_results.json"), "w") as f:
-        json.dump(runner.runs, f, indent=1)
-    report = write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads)
+        json.dump(dict(elapsed_s=elapsed, waited_s=runner.waited_s, machine=machine, runs=runner.runs), f, indent=1)
+    finish(args, runner, elapsed, machine)
+
+
+def key_of(run):
+    """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads) or ("acc", impl)."""
+    if run["workload"] == "peak":
+        return ("peak", run["threads"])
+    if run["workload"] == "A":
+        return ("A", run["impl"])
+    return ("acc", run["impl"]) if run["label"].startswith("B accuracy") else ("B", run["impl"], run["threads"])
+
+
+def finish(args, runner, elapsed, machine):
+    results = {}
+    for run in runner.runs:
+        results.setdefault(key_of(run), []).append(run)
+    torch_ok = ("A", "pytorch") in results
+    tiny_ok = ("A", "tiny-dnn") in results
+    threads = sorted({k[1] for k in results if k[0] == "peak"})
+    report = write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, machine)
     with open(args.out, "w") as f:
         f.write(report)
     print(f"wrote {args.out} ({elapsed / 60:.1f} min)")
@@ -279,7 +302,7 @@ def machine_lines(build):
     ]
 
 
-def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads):
+def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, machine):
     get = results.get
     impls = ["minidl", "eigen"] + (["pytorch"] if torch_ok else []) + (["tiny-dnn"] if tiny_ok else [])
     names = {"minidl": "minidl", "eigen": "Eigen reference", "pytorch": "PyTorch", "tiny-dnn": "tiny-dnn"}
@@ -288,7 +311,7 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads):
     command = args.command or "/usr/bin/python3 bench/run_suite.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     lines += [f"Produced by `{command}` in {elapsed / 60:.1f} minutes"
               + (" (**smoke run: tiny data, one repetition; the figures mean nothing**)" if args.smoke else "") + ".", ""]
-    lines += machine_lines(args.build) + [""]
+    lines += machine + [""]
     lines += ["Every figure: median over runs (min–max), each run a separate process. "
               f"A: {args.reps + 2} runs; B and the peak: {args.reps} runs. "
               "Ratios are of medians. † = a run of this figure had other processes using over 15% of a CPU "
@@ -348,7 +371,7 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads):
         if len(threads) > 1:
             row += f" {ratio(b[(i, 1)], b[(i, 2)])} |"
         row += "".join(f" {fmt(ips[(i, n)])} |" for n in threads)
-        accuracy = "not comparable (see notes)" if i == "tiny-dnn" else fmt(acc[i], 4, 100) + ("%" if acc[i] else "")
+        accuracy = "not comparable (see notes)" if i == "tiny-dnn" else fmt(acc[i], 4, 100, "%")
         row += f" {accuracy} | {fmt(rss[i], 3, 1 / 1024)} |"
         lines.append(row)
     lines.append("")
@@ -429,6 +452,14 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads):
               ]
     if runner.waited_s:
         lines.append(f"- The suite waited {runner.waited_s:.0f} s in all for other processes to finish.")
+    disturbed = [r for r in runner.runs if r["interference"] > 0.15]
+    if disturbed:
+        load = statistics.median(r["interference"] for r in disturbed)
+        lines.append(f"- **† figures**: {len(disturbed)} of {len(runner.runs)} runs shared the machine with other "
+                     f"processes (median {load:.1f} CPU of other load during those runs). A 1-thread run then loses "
+                     "little; a 2-thread run on a 2-core machine competes for a core, and the threads' barrier waits "
+                     "in every parallel product turn that into slowdowns of 5–50×: such 2-thread figures measure the "
+                     "contention, not the code. Run the suite on an otherwise idle machine for them.")
     lines.append("")
     return "\n".join(lines)
 
