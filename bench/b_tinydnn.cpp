@@ -1,6 +1,6 @@
 // Workload B with tiny-dnn, timing only: its BatchNorm has no γ/β and its
-// Dropout does not follow the usual (inverted) definition, so its accuracy is
-// not comparable. 784 -> fc 512 -> BatchNorm -> ReLU -> Dropout(0.2) -> fc 512
+// Dropout keeps each unit with probability `rate` (not 1 − rate) while scaling
+// by 1/(1 − rate), so its accuracy is not comparable. 784 -> fc 512 -> BatchNorm -> ReLU -> Dropout(0.2) -> fc 512
 // -> BatchNorm -> ReLU -> Dropout(0.2) -> fc 10 softmax, multiclass
 // cross-entropy, Adam, batch 128. tiny-dnn's train() does not shuffle.
 #include "tinydnn.hpp"

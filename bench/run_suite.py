@@ -441,8 +441,8 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
               "logits, BatchNorm1d(ε 1e-3, momentum 0.01 = Keras's 0.99), Glorot-uniform init; torch.set_num_threads(n) "
               "and OPENBLAS_NUM_THREADS=n; OPENBLAS_CORETYPE=SkylakeX because this OpenBLAS otherwise picks slow "
               "kernels on this CPU.",
-              f"- **tiny-dnn** (time only): its BatchNorm has no γ/β and its Dropout is known to be wrong, so its "
-              f"accuracy is not comparable. Built with CNN_USE_AVX; one thread with CNN_SINGLE_THREAD, two with its "
+              f"- **tiny-dnn** (time only): its BatchNorm has no γ/β and its Dropout keeps each unit with "
+              f"probability `rate` (not 1 − rate) while scaling by 1/(1 − rate), so its accuracy is not comparable. Built with CNN_USE_AVX; one thread with CNN_SINGLE_THREAD, two with its "
               f"own std::async pool (its OpenMP mode opens a parallel region per weight in Adam and is ~100× slower). "
               f"It is slow, so A runs {args.tinydnn_a_steps} steps and B trains on the first "
               f"{args.tinydnn_b_steps} batches ({args.tinydnn_b_steps * B_BATCH} images, scaled to 60,000) and predicts "
