@@ -26,3 +26,4 @@
 #include "random.hpp"
 #include "sequential.hpp"
 #include "tensor.hpp"
+#include "threads.hpp"
