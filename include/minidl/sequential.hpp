@@ -181,12 +181,20 @@ class Sequential {
     check_input_data("predict", x);
     check_batch_size("predict", batch_size);
     Matrix<Scalar> out(x.rows(), output_shape().size());
-    for (Index begin = 0; begin < x.rows(); begin += batch_size) {
-      const Index n = std::min(batch_size, x.rows() - begin);
-      eval_x_ = x.middleRows(begin, n);
-      out.middleRows(begin, n) = forward_all(eval_x_, [](std::size_t) { return Phase::inference; });
-    }
+    predict_batches(x, out, batch_size);
     return out;
+  }
+  /// The same outputs written into `out`, which must already be N x output
+  /// size (else ShapeError, `out` unchanged). Called again with the same
+  /// batch size and `out`, it allocates nothing.
+  void predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size = 32) {
+    check_input_data("predict", x);
+    check_batch_size("predict", batch_size);
+    if (out.rows() != x.rows() || out.cols() != output_shape().size())
+      throw ShapeError(detail::message("Sequential::predict: out is ", out.rows(), " x ", out.cols(), ", expected ",
+                                       x.rows(), " x ", output_shape().size(),
+                                       " (a row per row of x, a column per output)"));
+    predict_batches(x, out, batch_size);
   }
 
   /// One training step on exactly this batch; returns its loss computed in the
@@ -337,6 +345,15 @@ class Sequential {
     const Matrix<Scalar>* h = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) h = &layers_[i]->forward(*h, phase_of(i));
     return *h;
+  }
+
+  /// predict's loop: inference-phase outputs of x, batch by batch, into out (sized).
+  void predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size) {
+    for (Index begin = 0; begin < x.rows(); begin += batch_size) {
+      const Index n = std::min(batch_size, x.rows() - begin);
+      eval_x_ = x.middleRows(begin, n);
+      out.middleRows(begin, n) = forward_all(eval_x_, [](std::size_t) { return Phase::inference; });
+    }
   }
 
   /// The training step on batch_x_/batch_y_: forward (training), loss, backward, update.

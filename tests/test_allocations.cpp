@@ -1,0 +1,418 @@
+// Zero heap allocations in a steady-state training step and inference batch.
+//
+// This file is its own executable (minidl_alloc_tests): it replaces the global
+// operator new and delete, every form, with versions that count allocations
+// while a measured region runs. Eigen allocates with malloc, not new, so its
+// allocations are counted through Eigen's own hook: with
+// EIGEN_RUNTIME_NO_MALLOC, every Eigen heap allocation first asserts that
+// allocation is allowed; inside a measured region it is not, and the
+// eigen_assert below counts that assertion instead of aborting.
+//
+// "Steady state": after a few warm-up steps with the same batch size, when
+// every buffer has its size. The first batch and a change of batch size
+// (an epoch's smaller last batch) resize buffers and do allocate.
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace counting {
+std::atomic<bool> active{false};   // true only inside a measured region
+std::atomic<long> allocations{0};  // heap allocations seen while active
+
+void note() {
+  if (active.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
+}
+
+// Eigen's failed assertions: "heap allocation is forbidden" counts an allocation
+// (the allocation then proceeds); any other assertion aborts, as assert() would.
+void eigen_assertion_failed(const char* condition, const char* file, int line) {
+  if (std::strstr(condition, "heap allocation is forbidden")) {
+    note();
+    return;
+  }
+  std::fprintf(stderr, "%s:%d: Eigen assertion failed: %s\n", file, line, condition);
+  std::abort();
+}
+}  // namespace counting
+
+#define EIGEN_RUNTIME_NO_MALLOC
+#define eigen_assert(x) ((x) ? static_cast<void>(0) : counting::eigen_assertion_failed(#x, __FILE__, __LINE__))
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <minidl/minidl.hpp>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+// ---- counting operator new / delete ----------------------------------------
+
+namespace counting {
+void* allocate(std::size_t size) {
+  note();
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* allocate(std::size_t size, std::align_val_t alignment) {
+  note();
+  const auto align = static_cast<std::size_t>(alignment);
+  return std::aligned_alloc(align, (size + align - 1) / align * align + (size == 0 ? align : 0));
+}
+template <class... Alignment>
+void* allocate_or_throw(std::size_t size, Alignment... alignment) {
+  if (void* p = allocate(size, alignment...)) return p;
+  throw std::bad_alloc();
+}
+}  // namespace counting
+
+void* operator new(std::size_t n) { return counting::allocate_or_throw(n); }
+void* operator new[](std::size_t n) { return counting::allocate_or_throw(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counting::allocate(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counting::allocate(n); }
+void* operator new(std::size_t n, std::align_val_t a) { return counting::allocate_or_throw(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counting::allocate_or_throw(n, a); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counting::allocate(n, a);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return counting::allocate(n, a);
+}
+// Both allocate() versions take memory from malloc / aligned_alloc: free releases either.
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+
+namespace {
+
+using namespace minidl;
+using minidl::test::uniform;
+
+/// Number of heap allocations (operator new and Eigen's) while `run` runs.
+template <class Run>
+long allocations_in(Run&& run) {
+  struct Region {  // ends the region even if run() throws
+    Region() {
+      Eigen::internal::set_is_malloc_allowed(false);
+      counting::active = true;
+    }
+    ~Region() {
+      counting::active = false;
+      Eigen::internal::set_is_malloc_allowed(true);
+    }
+  };
+  const long before = counting::allocations.load();
+  {
+    Region region;
+    run();
+  }
+  return counting::allocations.load() - before;
+}
+
+// Keeps a pointer observable, so the compiler cannot drop the allocation behind it.
+void* volatile sink = nullptr;
+
+constexpr Index batch = 16, inputs = 6, hidden = 8, outputs = 3;
+constexpr int steps = 100, warm_up = 3;
+
+/// Adds the layers under test to a model.
+template <class Scalar>
+using Builder = std::function<void(Sequential<Scalar>&)>;
+
+/// A model: Dense(inputs -> hidden, relu), then what `middle` adds (taking and
+/// giving `hidden` features), then Dense(hidden -> outputs, `head`): the layers
+/// under test get gradients from above and pass them below.
+template <class Scalar>
+Sequential<Scalar> make_model(const Builder<Scalar>& middle, Activation head = Activation::linear) {
+  Sequential<Scalar> model(7);
+  model.add(Dense<Scalar>(inputs, hidden, Activation::relu));
+  middle(model);
+  model.add(Dense<Scalar>(hidden, outputs, head));
+  return model;
+}
+
+/// Targets that suit every loss: one-hot rows (valid for both cross-entropies,
+/// and as regression targets).
+template <class Scalar>
+Matrix<Scalar> one_hot_targets(Index rows) {
+  Matrix<Scalar> y = Matrix<Scalar>::Zero(rows, outputs);
+  for (Index r = 0; r < rows; ++r) y(r, r % outputs) = 1;
+  return y;
+}
+
+struct Counts {
+  long train = -1, inference = -1;
+};
+
+/// Allocations in `steps` train_on_batch calls and in `steps` inference batches
+/// (one predict into a reused output), after warm-up with the same batch size.
+template <class Scalar>
+Counts steady_state(Sequential<Scalar>& model) {
+  const Index features = model.input_shape().size();
+  const Matrix<Scalar> x = uniform<Scalar>(batch, features, 1);
+  const Matrix<Scalar> y = one_hot_targets<Scalar>(batch);
+  for (int i = 0; i < warm_up; ++i) model.train_on_batch(x, y);
+  Counts counts;
+  counts.train = allocations_in([&] {
+    for (int i = 0; i < steps; ++i) model.train_on_batch(x, y);
+  });
+
+  const Matrix<Scalar> many = uniform<Scalar>(steps * batch, features, 2);
+  Matrix<Scalar> out(many.rows(), outputs);
+  Matrix<Scalar> first(batch, outputs);
+  model.predict(many.topRows(batch), first, batch);  // warm-up: the inference buffers get their size
+  counts.inference = allocations_in([&] { model.predict(many, out, batch); });
+  // The outputs are those of the returning predict, bit for bit.
+  CHECK((out.array() == model.predict(many, batch).array()).all());
+  return counts;
+}
+
+template <class Scalar>
+struct Case {
+  std::string name;
+  Builder<Scalar> middle;
+};
+
+/// Checks 0 allocations for every case, with the loss and optimizer given.
+template <class Scalar, class Loss, class Opt>
+void check_cases(const std::vector<Case<Scalar>>& cases, const Loss& loss, const Opt& optimizer,
+                 Activation head = Activation::linear) {
+  for (const auto& c : cases) {
+    INFO("model: ", c.name);
+    auto model = make_model<Scalar>(c.middle, head);
+    model.compile(loss, optimizer);
+    const Counts counts = steady_state(model);
+    CHECK(counts.train == 0);
+    CHECK(counts.inference == 0);
+  }
+}
+
+template <class Scalar>
+Builder<Scalar> nothing() {
+  return [](Sequential<Scalar>&) {};
+}
+
+template <class Scalar>
+Builder<Scalar> batch_norm(BatchNormOptions options, bool frozen) {
+  return [=](Sequential<Scalar>& m) { m.add(BatchNorm<Scalar>(hidden, options)).set_frozen(frozen); };
+}
+
+}  // namespace
+
+TEST_CASE("allocations: the counters see operator new and Eigen's heap allocations") {
+  const long news = allocations_in([] {
+    auto* v = new std::vector<int>(100);  // two allocations: the vector and its elements
+    sink = v->data();
+    delete v;
+  });
+  CHECK(news == 2);
+  const long aligned = allocations_in([] {
+    struct alignas(64) Wide {
+      double values[8];
+    };
+    auto* w = new Wide[3];
+    sink = w;
+    delete[] w;
+  });
+  CHECK(aligned == 1);
+  const long eigen = allocations_in([] {
+    Matrix<double> a = Matrix<double>::Ones(40, 40);
+    sink = a.data();
+  });
+  CHECK(eigen == 1);
+  CHECK(allocations_in([] {}) == 0);
+}
+
+TEST_CASE_TEMPLATE("allocations: Dense with every activation, with and without bias", Scalar, float, double) {
+  std::vector<Case<Scalar>> cases;
+  for (Activation a : {Activation::linear, Activation::relu, Activation::sigmoid, Activation::tanh,
+                       Activation::softmax})
+    for (bool use_bias : {true, false}) {
+      DenseOptions options;
+      options.use_bias = use_bias;
+      cases.push_back({std::string(to_string(a)) + (use_bias ? "" : ", no bias"),
+                       [=](Sequential<Scalar>& m) { m.add(Dense<Scalar>(hidden, hidden, a, options)); }});
+    }
+  check_cases(cases, MeanSquaredError{}, Adam<Scalar>{});
+}
+
+TEST_CASE_TEMPLATE("allocations: activation layers and Dropout", Scalar, float, double) {
+  check_cases<Scalar>({{"ReLU", [](Sequential<Scalar>& m) { m.add(ReLU<Scalar>()); }},
+                       {"Sigmoid", [](Sequential<Scalar>& m) { m.add(Sigmoid<Scalar>()); }},
+                       {"Tanh", [](Sequential<Scalar>& m) { m.add(Tanh<Scalar>()); }},
+                       {"Softmax", [](Sequential<Scalar>& m) { m.add(Softmax<Scalar>()); }},
+                       {"Linear", [](Sequential<Scalar>& m) { m.add(Linear<Scalar>()); }},
+                       {"Dropout", [](Sequential<Scalar>& m) { m.add(Dropout<Scalar>(0.3)); }},
+                       {"Dropout rate 0", [](Sequential<Scalar>& m) { m.add(Dropout<Scalar>(0.0)); }}},
+                      MeanSquaredError{}, Adam<Scalar>{});
+}
+
+TEST_CASE_TEMPLATE("allocations: BatchNorm in every mode", Scalar, float, double) {
+  BatchNormOptions legacy;
+  legacy.frozen_policy = FrozenBatchNormPolicy::batch_statistics;
+  BatchNormOptions cumulative = BatchNormOptions::pytorch();
+  cumulative.cumulative_average = true;
+  check_cases<Scalar>(
+      {{"trainable", batch_norm<Scalar>({}, false)},
+       {"frozen, batch statistics", batch_norm<Scalar>(legacy, true)},
+       {"frozen, moving statistics", batch_norm<Scalar>({}, true)},
+       {"pytorch convention", batch_norm<Scalar>(BatchNormOptions::pytorch(), false)},
+       {"pytorch cumulative average", batch_norm<Scalar>(cumulative, false)}},
+      MeanSquaredError{}, Adam<Scalar>{});
+}
+
+TEST_CASE_TEMPLATE("allocations: convolution and pooling layers", Scalar, float, double) {
+  // Images (6, 6, 2): Conv2D 'same' -> BatchNorm per channel -> max pooling ->
+  // Conv2D 'valid' -> average or global average pooling -> Flatten -> Dense.
+  for (bool global : {false, true}) {
+    INFO("global average pooling: ", global);
+    Conv2DOptions same;
+    same.padding = Padding::same;
+    same.activation = Activation::relu;
+    Sequential<Scalar> model(3);
+    model.add(Conv2D<Scalar>(Shape{6, 6, 2}, 4, 3, same));
+    model.add(BatchNorm<Scalar>());
+    model.add(MaxPooling2D<Scalar>());
+    model.add(Conv2D<Scalar>(4, 2));
+    if (global) {
+      model.add(GlobalAveragePooling2D<Scalar>());
+    } else {
+      model.add(AveragePooling2D<Scalar>());
+      model.add(Flatten<Scalar>());
+    }
+    model.add(Dense<Scalar>(4, outputs));
+    model.compile(MeanSquaredError{}, Adam<Scalar>{});
+    const Counts counts = steady_state(model);
+    CHECK(counts.train == 0);
+    CHECK(counts.inference == 0);
+  }
+}
+
+TEST_CASE_TEMPLATE("allocations: every optimizer", Scalar, float, double) {
+  // A model with weights in Dense and BatchNorm layers, and a frozen part.
+  const std::vector<Case<Scalar>> cases = {
+      {"Dense, BatchNorm, Dropout",
+       [](Sequential<Scalar>& m) {
+         m.add(BatchNorm<Scalar>(hidden));
+         m.add(Dropout<Scalar>(0.2));
+         m.add(Dense<Scalar>(hidden, hidden, Activation::tanh));
+       }},
+      {"frozen first layers", [](Sequential<Scalar>& m) {
+         m.add(Dense<Scalar>(hidden, hidden, Activation::sigmoid));
+         m.freeze(0, 2);
+       }}};
+  SUBCASE("SGD") { check_cases(cases, MeanSquaredError{}, SGD<Scalar>{}); }
+  SUBCASE("SGD with momentum") { check_cases(cases, MeanSquaredError{}, SGD<Scalar>{Scalar(0.01), Scalar(0.9)}); }
+  SUBCASE("SGD Nesterov") { check_cases(cases, MeanSquaredError{}, SGD<Scalar>{Scalar(0.01), Scalar(0.9), true}); }
+  SUBCASE("Adam") { check_cases(cases, MeanSquaredError{}, Adam<Scalar>{}); }
+  SUBCASE("RMSprop") { check_cases(cases, MeanSquaredError{}, RMSprop<Scalar>{}); }
+}
+
+TEST_CASE_TEMPLATE("allocations: every loss", Scalar, float, double) {
+  const std::vector<Case<Scalar>> cases = {{"Dense only", nothing<Scalar>()}};
+  SUBCASE("MSE") { check_cases(cases, MeanSquaredError{}, Adam<Scalar>{}); }
+  SUBCASE("MAE") { check_cases(cases, MeanAbsoluteError{}, Adam<Scalar>{}); }
+  SUBCASE("binary cross-entropy") {
+    check_cases(cases, BinaryCrossentropy{}, Adam<Scalar>{}, Activation::sigmoid);
+  }
+  SUBCASE("binary cross-entropy from logits") { check_cases(cases, BinaryCrossentropy{true}, Adam<Scalar>{}); }
+  SUBCASE("categorical cross-entropy") {
+    check_cases(cases, CategoricalCrossentropy{}, Adam<Scalar>{}, Activation::softmax);
+  }
+  SUBCASE("categorical cross-entropy from logits") {
+    check_cases(cases, CategoricalCrossentropy{true}, Adam<Scalar>{});
+  }
+}
+
+TEST_CASE_TEMPLATE("allocations: a fit step allocates nothing after the first epoch", Scalar, float, double) {
+  auto model = make_model<Scalar>(
+      [](Sequential<Scalar>& m) {
+        m.add(BatchNorm<Scalar>(hidden));
+        m.add(Dropout<Scalar>(0.2));
+      },
+      Activation::softmax);
+  model.compile(CategoricalCrossentropy{}, Adam<Scalar>{}, {Metric::accuracy, Metric::mae});
+  const Index batches = 8;
+  const int epochs = 3;
+  const Matrix<Scalar> x = uniform<Scalar>(batches * batch, inputs, 3);
+  const Matrix<Scalar> y = one_hot_targets<Scalar>(x.rows());
+
+  std::vector<long> counter_at_batch_end;  // the allocation counter after each batch
+  counter_at_batch_end.reserve(static_cast<std::size_t>(batches * epochs));  // push_back below never allocates
+  auto record = std::make_shared<LambdaCallback<Scalar>>();
+  record->batch_end = [&](Sequential<Scalar>&, Index, const Logs&) {
+    counter_at_batch_end.push_back(counting::allocations.load());
+  };
+  FitOptions<Scalar> options;
+  options.batch_size = batch;  // all batches the same size
+  options.epochs = epochs;
+  options.verbose = 0;
+  options.validation_data = ValidationData<Scalar>{x.topRows(2 * batch), y.topRows(2 * batch)};
+  options.callbacks = {record};
+  const long total = allocations_in([&] { model.fit(x, y, options); });
+
+  REQUIRE(counter_at_batch_end.size() == static_cast<std::size_t>(batches * epochs));
+  CHECK(total > 0);  // the first batch sizes the buffers: the counter is on during fit
+  for (int epoch = 1; epoch < epochs; ++epoch)
+    for (Index b = 1; b < batches; ++b) {
+      const auto i = static_cast<std::size_t>(epoch * batches + b);
+      INFO("epoch ", epoch, ", batch ", b);
+      CHECK(counter_at_batch_end[i] - counter_at_batch_end[i - 1] == 0);
+    }
+}
+
+TEST_CASE_TEMPLATE("allocations: evaluate allocates per call, not per batch", Scalar, float, double) {
+  auto model = make_model<Scalar>(batch_norm<Scalar>({}, false));
+  model.compile(MeanSquaredError{}, SGD<Scalar>{}, {Metric::mae});
+  const Matrix<Scalar> x = uniform<Scalar>(steps * batch, inputs, 4);
+  const Matrix<Scalar> y = one_hot_targets<Scalar>(x.rows());
+  model.evaluate(x, y, batch);  // warm-up
+  const long one_batch = allocations_in([&] { model.evaluate(x.topRows(batch), y.topRows(batch), batch); });
+  const long many_batches = allocations_in([&] { model.evaluate(x, y, batch); });
+  CHECK(many_batches == one_batch);
+}
+
+TEST_CASE_TEMPLATE("predict into a caller's matrix", Scalar, float, double) {
+  auto model = make_model<Scalar>(nothing<Scalar>());
+  const Matrix<Scalar> x = uniform<Scalar>(10, inputs, 5);
+  Matrix<Scalar> out(10, outputs);
+  model.predict(x, out, 4);  // 4 + 4 + 2 rows
+  CHECK((out.array() == model.predict(x, 4).array()).all());
+
+  Matrix<Scalar> wrong = Matrix<Scalar>::Constant(9, outputs, 5);
+  CHECK_THROWS_WITH_AS(model.predict(x, wrong), "Sequential::predict: out is 9 x 3, expected 10 x 3 "
+                                                "(a row per row of x, a column per output)", ShapeError);
+  CHECK((wrong.array() == 5).all());  // unchanged
+  Matrix<Scalar> wide(10, outputs + 1);
+  CHECK_THROWS_AS(model.predict(x, wide), ShapeError);
+  CHECK_THROWS_AS(model.predict(x, out, 0), ValueError);
+}
+
+// The thread setting of the products (threads.hpp). Without OpenMP there is one
+// thread whatever is asked; with it, what was asked.
+TEST_CASE("set_num_threads and num_threads") {
+  const int before = num_threads();
+  CHECK(before >= 1);
+  CHECK_THROWS_WITH_AS(set_num_threads(-1), "set_num_threads: n must be >= 0 (0: the default), got -1", ValueError);
+  CHECK(num_threads() == before);
+  set_num_threads(2);
+#ifdef _OPENMP
+  CHECK(num_threads() == 2);
+#else
+  CHECK(num_threads() == 1);
+#endif
+  set_num_threads(0);  // back to the default
+  CHECK(num_threads() == before);
+}
