@@ -128,14 +128,14 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     }
     const ConstChannelMap X = channels(x);
     const Index n = X.rows();
-    // μ_B and σ²_B in one pass over x (Welford's update: as stable as two passes).
+    // Two vectorized passes over x: μ_B = Σx/n, then σ²_B = Σ(x − μ_B)²/n.
+    // Centring before squaring keeps the digits that Σx²/n − μ² would cancel:
+    // as accurate as Welford's one-pass update, without its division per row.
     mean_.setZero();
-    batch_variance_.setZero();  // holds Σ(x − μ)² until the division below
-    for (Index r = 0; r < n; ++r) {
-      delta_ = X.row(r).transpose() - mean_;
-      mean_ += delta_ / Scalar(r + 1);
-      batch_variance_.array() += delta_.array() * (X.row(r).transpose() - mean_).array();
-    }
+    accumulate_rows(n, mean_, [&](Index r) { return X.row(r).array(); });
+    mean_ /= Scalar(n);
+    batch_variance_.setZero();
+    accumulate_rows(n, batch_variance_, [&](Index r) { return (X.row(r) - mean_.transpose()).array().square(); });
     batch_variance_ /= Scalar(n);
     inv_std_.array() = (batch_variance_.array() + epsilon()).rsqrt();
     used_batch_statistics_ = true;
@@ -161,13 +161,12 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     const bool parameter_grads = !this->frozen();
     scale_.array() = gamma_.array() * inv_std_.array();  // γ·inv_std, per channel
     if (parameter_grads || (used_batch_statistics_ && dx)) {
-      // Pass 1 over x and dy: Σ dy and Σ dy⊙(x − μ), then Σ dy⊙x̂ = inv_std·Σ dy⊙(x − μ).
+      // One pass over x and dy: Σ dy and Σ dy⊙(x − μ), then Σ dy⊙x̂ = inv_std·Σ dy⊙(x − μ).
+      const auto dy_row = [&](Index r) { return dY.row(r).array(); };
+      const auto dy_centred = [&](Index r) { return dY.row(r).array() * (X.row(r) - mean_.transpose()).array(); };
       sum_dy_.setZero();
       sum_dy_xhat_.setZero();
-      for (Index r = 0; r < n; ++r) {
-        sum_dy_ += dY.row(r).transpose();
-        sum_dy_xhat_.array() += dY.row(r).transpose().array() * (X.row(r).transpose() - mean_).array();
-      }
+      accumulate_rows(n, sum_dy_, dy_row, sum_dy_xhat_, dy_centred);
       sum_dy_xhat_.array() *= inv_std_.array();
       if (parameter_grads) {
         gamma_grad_ = sum_dy_xhat_;
@@ -177,15 +176,14 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     if (!dx) return;
     ChannelMap dX(dx->data(), n, X.cols());
     if (!used_batch_statistics_) {
-      for (Index r = 0; r < n; ++r) dX.row(r) = dY.row(r).cwiseProduct(scale_.transpose());
+      dX.array() = dY.array().rowwise() * scale_.transpose().array();
       return;
     }
-    // Pass 2: dx = γ·inv_std·(dy − mean(dy)) − γ·inv_std²·mean(dy⊙x̂)·(x − μ)
-    sum_dy_ /= Scalar(n);                                          // now mean(dy)
+    // One pass: dx = γ·inv_std·(dy − mean(dy)) − γ·inv_std²·mean(dy⊙x̂)·(x − μ)
+    sum_dy_ /= Scalar(n);                                                   // now mean(dy)
     sum_dy_xhat_.array() *= scale_.array() * inv_std_.array() / Scalar(n);  // now the (x − μ) slope
-    for (Index r = 0; r < n; ++r)
-      dX.row(r) = (dY.row(r) - sum_dy_.transpose()).cwiseProduct(scale_.transpose()) -
-                  (X.row(r) - mean_.transpose()).cwiseProduct(sum_dy_xhat_.transpose());
+    dX.array() = (dY.rowwise() - sum_dy_.transpose()).array().rowwise() * scale_.transpose().array() -
+                 (X.rowwise() - mean_.transpose()).array().rowwise() * sum_dy_xhat_.transpose().array();
   }
 
   void collect_parameters(std::vector<Parameter<Scalar>>& out) override {
@@ -225,7 +223,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     moving_variance_.setOnes(c);
     gamma_grad_.setZero(c);
     beta_grad_.setZero(c);
-    for (Vector<Scalar>* v : {&mean_, &inv_std_, &batch_variance_, &delta_, &scale_, &sum_dy_, &sum_dy_xhat_})
+    for (Vector<Scalar>* v : {&mean_, &inv_std_, &batch_variance_, &scale_, &sum_dy_, &sum_dy_xhat_})
       v->setZero(c);
   }
 
@@ -241,8 +239,27 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   void normalize(const ConstChannelMap& X, Matrix<Scalar>& y) {
     scale_.array() = gamma_.array() * inv_std_.array();
     ChannelMap Y(y.data(), X.rows(), X.cols());
-    for (Index r = 0; r < X.rows(); ++r)
-      Y.row(r) = (X.row(r) - mean_.transpose()).cwiseProduct(scale_.transpose()) + beta_.transpose();
+    Y.array() = ((X.rowwise() - mean_.transpose()).array().rowwise() * scale_.transpose().array()).rowwise() +
+                beta_.transpose().array();
+  }
+
+  /// out += Σ_{r < n} term(r), where term(r) is a 1 x C array expression of
+  /// row r; further (out, term) pairs are summed in the same pass over the rows.
+  /// Four rows per iteration: each accumulator is read and written once per
+  /// four rows, and each row operation is vectorized across the C channels.
+  template <class Term, class... More>
+  static void accumulate_rows(Index n, Vector<Scalar>& out, const Term& term, More&&... more) {
+    Index r = 0;
+    for (; r + 4 <= n; r += 4) accumulate<4>(r, out, term, more...);
+    for (; r < n; ++r) accumulate<1>(r, out, term, more...);
+  }
+  template <int Rows, class Term, class... More>
+  static void accumulate(Index r, Vector<Scalar>& out, const Term& term, More&&... more) {
+    if constexpr (Rows == 4)
+      out.transpose().array() += (term(r) + term(r + 1)) + (term(r + 2) + term(r + 3));
+    else
+      out.transpose().array() += term(r);
+    if constexpr (sizeof...(More) > 0) accumulate<Rows>(r, more...);
   }
 
   void update_moving_statistics(Index n) {
@@ -273,7 +290,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   Vector<Scalar> mean_, inv_std_;                  // μ and 1/sqrt(σ² + ε), batch or moving
   bool used_batch_statistics_ = false;
   // Scratch, C each.
-  Vector<Scalar> batch_variance_, delta_;          // σ²_B; Welford's x − running mean
+  Vector<Scalar> batch_variance_;                  // σ²_B
   Vector<Scalar> scale_;                           // γ·inv_std
   Vector<Scalar> sum_dy_, sum_dy_xhat_;            // backward's two channel sums
 };

@@ -13,10 +13,14 @@
 // model's generator). Value i of the batch (row-major order) is dropped when
 // the i-th uniform double of the stream (Rng::uniform, 53 bits) is < rate, so
 // the probability is rate up to 2^-53; an inference call draws nothing.
+// That test is made on integers: u = k·2^-53 with k = next() >> 11, and
+// u < rate exactly when k < ceil(rate·2^53) (scaling by 2^53 is exact), so the
+// masks are bit for bit those of the comparison of doubles.
 // Copies (clone) carry the generator state along, so a copy draws the same
 // masks as the original from then on.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -62,10 +66,20 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
       y = x;
       return;
     }
-    const auto scale = static_cast<Scalar>(1.0 / (1.0 - rate_));
     mask_.resize(x.rows(), x.cols());  // no-op while the batch size stays the same
-    for (Index i = 0; i < mask_.size(); ++i) mask_.data()[i] = rng_.uniform() < rate_ ? Scalar(0) : scale;
-    y.array() = x.array() * mask_.array();
+    // Value i is dropped when next() >> 11 < threshold (see the top of the
+    // file). The comparison indexes a table instead of branching (a branch
+    // mispredicted on every other value costs more than the draw), and the
+    // mask is applied in the same pass.
+    const Scalar value[2] = {Scalar(0), static_cast<Scalar>(1.0 / (1.0 - rate_))};  // dropped, kept
+    const auto threshold = static_cast<std::uint64_t>(std::ceil(std::ldexp(rate_, 53)));
+    Scalar* m = mask_.data();
+    const Scalar* in = x.data();
+    Scalar* out = y.data();
+    for (Index i = 0; i < mask_.size(); ++i) {
+      m[i] = value[(rng_.next() >> 11) >= threshold];
+      out[i] = in[i] * m[i];  // y = x ⊙ m
+    }
   }
 
   // y = x: dropout is only active while training.
