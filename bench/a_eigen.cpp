@@ -43,7 +43,7 @@ struct Network {
 
 int main(int argc, char** argv) {
   const bench::Options options = bench::parse_options(argc, argv);
-  bench::set_threads(options.threads);
+  Eigen::setNbThreads(options.threads);  // plain Eigen: its own thread setting
   const A::Batch data = A::make_batch();
   Network net;
 

@@ -6,7 +6,7 @@
 
 int main(int argc, char** argv) {
   const bench::Options options = bench::parse_options(argc, argv);
-  bench::set_threads(options.threads);
+  minidl::set_num_threads(options.threads);
   namespace A = bench::a;
   const A::Batch data = A::make_batch();
 

@@ -96,7 +96,7 @@ struct Network {
 
 int main(int argc, char** argv) {
   const bench::Options options = bench::parse_options(argc, argv);
-  bench::set_threads(options.threads);
+  Eigen::setNbThreads(options.threads);  // plain Eigen: its own thread setting
   const auto data = B::load(options);
   const Mat train_y = minidl::one_hot<float>(data.train_y, B::classes);
   const Eigen::Index samples = data.train_x.rows();

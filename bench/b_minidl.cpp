@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
   const bench::Options options = bench::parse_options(argc, argv);
-  bench::set_threads(options.threads);
+  minidl::set_num_threads(options.threads);
   namespace B = bench::b;
   const auto data = B::load(options);
   const minidl::Matrix<float> train_y = minidl::one_hot<float>(data.train_y, B::classes);

@@ -1,5 +1,5 @@
 // minidl benchmarks — what every benchmark program shares: the command line,
-// the clock, peak memory, thread control and the one JSON result line.
+// the clock, peak memory and the one JSON result line.
 //
 // Each program runs one workload for one implementation and prints exactly one
 // line of JSON on stdout (progress, if any, goes to stderr), so that
@@ -62,9 +62,6 @@ inline Options parse_options(int argc, char** argv) {
   }
   return options;
 }
-
-/// Threads used by Eigen's matrix products (they need OpenMP to run in parallel).
-inline void set_threads(int threads) { Eigen::setNbThreads(threads); }
 
 /// Seconds on a monotonic clock since construction or the last restart().
 class Stopwatch {
