@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 #ifndef MINIDL_TEST_DATA_DIR
 #error "MINIDL_TEST_DATA_DIR must name the tests/data directory"
 #endif
@@ -80,15 +82,7 @@ inline std::vector<ConvCase> read_conv_fixture(const std::string& layer) {
       if (!(fields >> name >> word)) throw std::runtime_error("bad fixture option: " + line);
       current.options[name] = word;
     } else {
-      Index rows = 0, cols = 0;
-      if (!(fields >> rows >> cols) || rows <= 0 || cols <= 0)
-        throw std::runtime_error("bad fixture line: " + line.substr(0, 60));
-      Matrix<double> m(rows, cols);
-      for (Index i = 0; i < m.size(); ++i)
-        if (!(fields >> m.data()[i])) throw std::runtime_error("truncated fixture line: " + key);
-      std::string extra;
-      if (fields >> extra) throw std::runtime_error("too many values on fixture line: " + key);
-      current.values[key] = std::move(m);
+      current.values[key] = read_fixture_matrix(fields, key);
     }
   }
   if (open) throw std::runtime_error("fixture ends inside case " + current.name);

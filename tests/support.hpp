@@ -7,6 +7,9 @@
 #include <initializer_list>
 #include <minidl/random.hpp>
 #include <minidl/tensor.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace minidl::test {
@@ -27,6 +30,21 @@ Matrix<Scalar> uniform(Index rows, Index cols, std::uint64_t seed, double low = 
   Rng rng(seed);
   Matrix<Scalar> m(rows, cols);
   for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<Scalar>(rng.uniform(low, high));
+  return m;
+}
+
+/// The matrix of a fixture line "KEY ROWS COLS v1 v2 ..." (values in row-major
+/// order), read from `fields` just after KEY. Throws on a malformed line, so a
+/// broken fixture fails the test instead of comparing against garbage.
+inline Matrix<double> read_fixture_matrix(std::istringstream& fields, const std::string& key) {
+  Index rows = 0, cols = 0;
+  if (!(fields >> rows >> cols) || rows <= 0 || cols <= 0)
+    throw std::runtime_error("bad fixture line: " + key + " needs ROWS COLS > 0");
+  Matrix<double> m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i)
+    if (!(fields >> m.data()[i])) throw std::runtime_error("truncated fixture line: " + key);
+  std::string extra;
+  if (fields >> extra) throw std::runtime_error("too many values on fixture line: " + key);
   return m;
 }
 

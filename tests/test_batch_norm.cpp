@@ -343,15 +343,8 @@ std::vector<TorchCase> read_torch_fixture() {
     } else if (key == "end") {
       open = false;
     } else {
-      Index rows = 0, cols = 0;
-      if (!open || !(fields >> rows >> cols) || rows <= 0 || cols <= 0)
-        throw std::runtime_error("bad fixture line: " + line.substr(0, 60));
-      Matrix<double> m(rows, cols);
-      for (Index i = 0; i < m.size(); ++i)
-        if (!(fields >> m.data()[i])) throw std::runtime_error("truncated fixture line: " + key);
-      std::string extra;
-      if (fields >> extra) throw std::runtime_error("too many values on fixture line: " + key);
-      cases.back().values[key] = std::move(m);
+      if (!open) throw std::runtime_error("fixture line outside a case: " + line.substr(0, 60));
+      cases.back().values[key] = minidl::test::read_fixture_matrix(fields, key);
     }
   }
   if (open) throw std::runtime_error("fixture ends inside case " + cases.back().name);
