@@ -46,6 +46,11 @@ def dense_flops(layers):
 
 A_FORWARD, A_TRAIN = (f * A_BATCH for f in dense_flops(A_LAYERS))  # per batch of 32
 B_FORWARD, B_TRAIN_PER_SAMPLE = dense_flops(B_LAYERS)  # per sample
+# Workload C as products: (rows per sample, inner size, outputs) of each layer's
+# product; a 3x3 'same' convolution is rows = output pixels, inner = 3·3·channels.
+C_BATCH = 64
+C_PRODUCTS = [(28 * 28, 3 * 3 * 1, 32), (14 * 14, 3 * 3 * 32, 64), (1, 7 * 7 * 64, 10)]
+C_FORWARD, C_TRAIN = (f * C_BATCH for f in dense_flops([(r * i, o) for r, i, o in C_PRODUCTS]))
 
 
 def b_memory_bound():
@@ -182,7 +187,7 @@ def main():
         path = os.path.join(args.build, name)
         return path if os.path.exists(path) else None
 
-    for required in ("a_minidl", "b_minidl", "a_eigen", "b_eigen", "fma_peak"):
+    for required in ("a_minidl", "b_minidl", "c_minidl", "a_eigen", "b_eigen", "fma_peak"):
         if not program(required):
             raise SystemExit(f"run_suite.py: {os.path.join(args.build, required)} not found; build with MINIDL_BUILD_BENCH=ON")
     torch_ok = not args.no_torch and subprocess.run([sys.executable, "-c", "import torch, numpy"],
@@ -233,6 +238,14 @@ def main():
                 steps = [] if args.smoke else ["--steps", str(args.tinydnn_b_steps)]
                 runner.run(f"B tiny-dnn {n}T", [tiny, *t, *data, *steps, *smoke])
 
+    # Workload C: the conv net, 1 and 2 threads, next to PyTorch.
+    for _ in range(reps):
+        for n in threads:
+            runner.run(f"C minidl {n}T", cxx("c_minidl", "--threads", str(n), *data))
+            if torch_ok:
+                command, env = torch_command("c", n, "--data", args.data)
+                runner.run(f"C pytorch {n}T", command, env)
+
     # Workload B's test accuracy after a few epochs (one thread: reproducible), full run only.
     if not args.smoke:
         e = ["--epochs", str(args.accuracy_epochs), "--threads", "1"]
@@ -250,9 +263,10 @@ def main():
 
 
 def key_of(run):
-    """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads) or ("acc", impl)."""
-    if run["workload"] == "peak":
-        return ("peak", run["threads"])
+    """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads), ("C", impl, threads)
+    or ("acc", impl)."""
+    if run["workload"] in ("peak", "C"):
+        return (run["workload"], run["impl"], run["threads"]) if run["workload"] == "C" else ("peak", run["threads"])
     if run["workload"] == "A":
         return ("A", run["impl"])
     return ("acc", run["impl"]) if run["label"].startswith("B accuracy") else ("B", run["impl"], run["threads"])
@@ -313,7 +327,7 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
               + (" (**smoke run: tiny data, one repetition; the figures mean nothing**)" if args.smoke else "") + ".", ""]
     lines += machine + [""]
     lines += ["Every figure: median over runs (min–max), each run a separate process. "
-              f"A: {args.reps + 2} runs; B and the peak: {args.reps} runs. "
+              f"A: {args.reps + 2} runs; B, C and the peak: {args.reps} runs. "
               "Ratios are of medians. † = a run of this figure had other processes using over 15% of a CPU "
               "(even after retries).", ""]
 
@@ -382,6 +396,27 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                      + "".join(f" {ratio(b[('minidl', n)], b[(i, n)])} |" for n in threads))
     lines.append("")
 
+    # Workload C.
+    c = {(i, n): (collect(get(("C", i, n)), "train_ms"), collect(get(("C", i, n)), "infer_ms"))
+         for i in ("minidl", "pytorch") for n in threads}
+    if c[("minidl", 1)][0] is not None:
+        lines += ["## Workload C: a small convolutional net on Fashion-MNIST batches, Adam, batch 64", "",
+                  "28×28×1 → Conv2D 32 3×3 same → BatchNorm → ReLU → MaxPooling 2×2 → Conv2D 64 3×3 same → BatchNorm "
+                  "→ ReLU → MaxPooling 2×2 → Flatten → Dense 10 softmax, categorical cross-entropy.", "",
+                  "| implementation | threads | ms per training step | training GFLOP/s (% of peak) "
+                  "| ms per inference batch | minidl ÷ this, training | minidl ÷ this, inference |",
+                  "|---|---|---|---|---|---|---|"]
+        for i in ("minidl", "pytorch"):
+            for n in threads:
+                train, infer = c[(i, n)]
+                if train is None:
+                    continue
+                gflops = C_TRAIN / train["median"] / 1e6
+                share = f" ({100 * gflops / peak[n]['median']:.0f}%)" if peak.get(n) else ""
+                lines.append(f"| {names[i]} | {n} | {fmt(train, 4)} | {gflops:.1f}{share} | {fmt(infer, 4)} | "
+                             f"{ratio(c[('minidl', n)][0], train)} | {ratio(c[('minidl', n)][1], infer)} |")
+        lines.append("")
+
     # Targets.
     bound, parts = b_memory_bound()
     lines += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
@@ -408,6 +443,11 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
     if len(threads) > 1:
         r = speedup(b[("minidl", 1)], b[("minidl", 2)])
         target("B 2 threads ≥ 1.6 × faster than 1 thread", r, r is not None and r >= 1.6, f"{r:.2f} ×" if r else "")
+    for n in threads:
+        if ("C", "minidl", n) in results:
+            r = speedup(c[("pytorch", n)][0], c[("minidl", n)][0]) if torch_ok else None
+            target(f"C training step at least as fast as PyTorch, {n} thread{'s' if n > 1 else ''}", r,
+                   r is not None and r >= 1, f"{r:.2f} × faster" if r else "")
     d = (acc["minidl"]["median"] - acc["pytorch"]["median"]) if torch_ok and acc.get("minidl") and acc.get("pytorch") else None
     target("B test accuracy ≈ PyTorch's (within 1 percentage point)", d, d is not None and abs(d) <= 0.01,
            f"{100 * acc['minidl']['median']:.2f}% vs {100 * acc['pytorch']['median']:.2f}%" if d is not None else "")
@@ -425,6 +465,11 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
               f"{B_TRAIN_PER_SAMPLE * B_TRAIN / 1e9:.1f} GFLOP per epoch. A: {A_TRAIN:,} FLOPs per training step, "
               f"{A_FORWARD:,} per inference batch. Biases, BatchNorm, ReLU, Dropout, softmax, the loss and Adam are "
               f"O(features) per sample or O(parameters) per step, about 1–2% more, not counted.",
+              f"- **C's FLOPs**: the convolutions as products (im2col rows × 3·3·channels × filters) and the Dense "
+              f"layer, counted as above: {C_FORWARD / 1e6:.0f} MFLOP forward, {C_TRAIN / 1e6:.0f} MFLOP per training "
+              "step of 64 images. Each implementation in its own layout: minidl channels-last (N, H, W, C), PyTorch "
+              "its native NCHW. Both take the same consecutive training batches; timed as A (blocks of steps after a "
+              "warm-up block, the median block).",
               "- **Peak**: `fma_peak`, a register-only loop of independent fp32 FMAs (16 accumulators, "
               "AVX-512 if the CPU has it, else AVX2), each run the best of 5 timings; GFLOP/s ÷ peak uses the peak "
               "at the same thread count.",

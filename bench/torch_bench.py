@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Workloads A and B with PyTorch, for bench/run_suite.py.
+"""Workloads A, B and C with PyTorch, for bench/run_suite.py.
 
 The same workloads as bench/workloads.hpp, written as a PyTorch user would:
 nn.Sequential, torch.optim.Adam, a plain training loop. Prints one JSON line,
@@ -8,6 +8,8 @@ and not a cost: Glorot-uniform kernels and zero biases, Adam's ε = 1e-7,
 BatchNorm's ε = 1e-3 and momentum 0.01 (Keras's 0.99 in PyTorch's
 convention). The Dense-10 softmax + categorical cross-entropy of workload B
 is PyTorch's CrossEntropyLoss on the logits; predict applies the softmax.
+Workload C's images are PyTorch's native NCHW (N x 1 x 28 x 28), minidl's
+are channels-last: each library in its own layout, the same arithmetic.
 
 Threads: torch.set_num_threads(n); run_suite.py also sets OPENBLAS_NUM_THREADS
 (Debian's PyTorch sends fp32 matrix products to the system BLAS).
@@ -28,11 +30,13 @@ from torch import nn
 A = dict(inputs=100, hidden=1000, outputs=1, batch=32, lr=1e-3, default_steps=2000, smoke_steps=5, blocks=10)
 B = dict(inputs=784, hidden=512, classes=10, batch=128, dropout=0.2, lr=1e-3, default_epochs=1,
          smoke_samples=512, predict_batch=128)
+C = dict(height=28, width=28, filters1=32, filters2=64, kernel=3, pool=2, classes=10, batch=64, lr=1e-3,
+         default_steps=100, smoke_steps=2, blocks=10)
 
 
 def glorot(model):
     for m in model.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
     return model
@@ -157,9 +161,58 @@ def workload_b(args):
                 max_rss_kib=max_rss_kib())
 
 
+def workload_c(args):
+    steps = C["smoke_steps"] if args.smoke else (args.steps or C["default_steps"])
+    steps = max(steps, C["blocks"])
+    per_block = steps // C["blocks"]
+    limit = (C["blocks"] + 1) * per_block * C["batch"]  # as C::load: the warm-up and the timed batches
+    train_x, train_y, _, _ = load_fashion_mnist(args.data, limit)
+    images = train_x.reshape(-1, 1, C["height"], C["width"]).contiguous()
+    torch.manual_seed(42)
+
+    def block(inputs, filters):
+        return [nn.Conv2d(inputs, filters, C["kernel"], padding="same"), nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01),
+                nn.ReLU(), nn.MaxPool2d(C["pool"])]
+
+    side = C["height"] // C["pool"] // C["pool"]
+    model = glorot(nn.Sequential(*block(1, C["filters1"]), *block(C["filters1"], C["filters2"]), nn.Flatten(),
+                                 nn.Linear(side * side * C["filters2"], C["classes"])))
+    optimizer = torch.optim.Adam(model.parameters(), lr=C["lr"], eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    batches = images.shape[0] // C["batch"]
+    counter = [0]
+
+    def train_step():
+        begin = (counter[0] % batches) * C["batch"]
+        counter[0] += 1
+        xb, yb = images[begin:begin + C["batch"]], train_y[begin:begin + C["batch"]]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    first_loss = train_step().item()
+    for _ in range(per_block - 1):
+        train_step()
+    losses = []
+    train_ms = median_us_per_call(C["blocks"], per_block, lambda: losses.append(train_step())) / 1e3
+    last_loss = losses[-1].item()
+
+    model.eval()
+    x = images[:C["batch"]]
+    checksum = []
+    with torch.inference_mode():
+        infer_ms = median_us_per_call(C["blocks"], per_block,
+                                      lambda: checksum.append(torch.softmax(model(x), dim=1)[0, 0])) / 1e3
+    return dict(workload="C", impl="pytorch", threads=args.threads, steps=C["blocks"] * per_block,
+                train_ms=train_ms, infer_ms=infer_ms, first_loss=first_loss, last_loss=last_loss,
+                checksum=float(sum(c.item() for c in checksum)), max_rss_kib=max_rss_kib())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=["a", "b"], required=True)
+    parser.add_argument("--workload", choices=["a", "b", "c"], required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=0)
@@ -167,7 +220,7 @@ def main():
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = workload_a(args) if args.workload == "a" else workload_b(args)
+    result = dict(a=workload_a, b=workload_b, c=workload_c)[args.workload](args)
     result["torch_version"] = torch.__version__
     print(json.dumps(result))
 

@@ -8,9 +8,14 @@
 //      -> Dense 512 -> BatchNorm -> ReLU -> Dropout(0.2) -> Dense 10 softmax,
 //      categorical cross-entropy, Adam, batch 128.
 //      Figures: seconds per epoch, predict throughput, test accuracy.
+//   C: Fashion-MNIST images 28x28x1 -> Conv2D 32 3x3 same -> BatchNorm -> ReLU
+//      -> MaxPooling 2x2 -> Conv2D 64 3x3 same -> BatchNorm -> ReLU
+//      -> MaxPooling 2x2 -> Flatten -> Dense 10 softmax, categorical
+//      cross-entropy, Adam, batch 64, consecutive training batches.
+//      Figures: ms per training step and per inference batch of 64.
 #pragma once
 
-#include <minidl/idx.hpp>
+#include <minidl/fashion_mnist.hpp>
 #include <minidl/random.hpp>
 #include <minidl/tensor.hpp>
 #include <string>
@@ -70,5 +75,25 @@ inline minidl::FashionMnist<float> load(const Options& options) {
   return minidl::load_fashion_mnist<float>(options.data, limit);
 }
 }  // namespace b
+
+namespace c {
+constexpr int height = 28, width = 28, filters1 = 32, filters2 = 64, kernel = 3, pool = 2, classes = 10;
+constexpr int batch = 64;
+constexpr float learning_rate = 1e-3f;
+constexpr int default_steps = 100, smoke_steps = 2;
+constexpr int blocks = 10;  // as workload A: the median block of steps counts
+
+inline int steps(const Options& options) {
+  const int n = options.smoke ? smoke_steps : (options.steps > 0 ? options.steps : default_steps);
+  return std::max(n, blocks);
+}
+
+/// Enough training images for the warm-up block and the timed steps (the
+/// batches are taken in order and wrap around).
+inline minidl::FashionMnist<float> load(const Options& options) {
+  const int per_block = steps(options) / blocks;
+  return minidl::load_fashion_mnist<float>(options.data, static_cast<std::size_t>((blocks + 1) * per_block * batch));
+}
+}  // namespace c
 
 }  // namespace bench
