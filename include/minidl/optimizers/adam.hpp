@@ -10,6 +10,7 @@
 // differ when gradients are tiny (sqrt(v) comparable to ε).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -43,12 +44,22 @@ class Adam : public Optimizer<Scalar> {
     const auto t = static_cast<Scalar>(this->iterations());
     const Scalar one(1);
     const Scalar alpha = this->learning_rate() * std::sqrt(one - std::pow(beta_2_, t)) / (one - std::pow(beta_1_, t));
-    const auto g = grad.array();
-    auto m = slots_(slot, 0).array();
-    auto v = slots_(slot, 1).array();
-    m += (g - m) * (one - beta_1_);                   // m ← m + (g − m)(1 − β1)
-    v += (g.square() - v) * (one - beta_2_);          // v ← v + (g² − v)(1 − β2)
-    value.array() -= alpha * m / (v.sqrt() + epsilon_);  // θ ← θ − α_t·m/(sqrt(v) + ε)
+    Scalar* m = slots_(slot, 0).data();
+    Scalar* v = slots_(slot, 1).data();
+    // One pass over memory: the three updates run chunk by chunk, so m and v
+    // are still in L1 when θ's update reads them (as separate whole-tensor
+    // expressions they would be streamed from L2/L3 twice). Each chunk's
+    // expressions are vectorized by Eigen.
+    constexpr Index chunk = 1024;
+    for (Index begin = 0; begin < value.size(); begin += chunk) {
+      const Index n = std::min(chunk, value.size() - begin);
+      const auto g = grad.segment(begin, n).array();
+      auto m_ = Eigen::Map<Vector<Scalar>>(m + begin, n).array();
+      auto v_ = Eigen::Map<Vector<Scalar>>(v + begin, n).array();
+      m_ += (g - m_) * (one - beta_1_);                                 // m ← m + (g − m)(1 − β1)
+      v_ += (g.square() - v_) * (one - beta_2_);                        // v ← v + (g² − v)(1 − β2)
+      value.segment(begin, n).array() -= alpha * m_ / (v_.sqrt() + epsilon_);  // θ ← θ − α_t·m/(sqrt(v) + ε)
+    }
   }
 
  protected:
