@@ -10,12 +10,12 @@
 // differ when gradients are tiny (sqrt(v) comparable to ε).
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
 
 #include "optimizer.hpp"
+#include "../threads.hpp"
 #include "slots.hpp"
 
 namespace minidl {
@@ -49,17 +49,16 @@ class Adam : public Optimizer<Scalar> {
     // One pass over memory: the three updates run chunk by chunk, so m and v
     // are still in L1 when θ's update reads them (as separate whole-tensor
     // expressions they would be streamed from L2/L3 twice). Each chunk's
-    // expressions are vectorized by Eigen.
-    constexpr Index chunk = 1024;
-    for (Index begin = 0; begin < value.size(); begin += chunk) {
-      const Index n = std::min(chunk, value.size() - begin);
+    // expressions are vectorized by Eigen; large tensors are split over the
+    // threads.
+    detail::for_each_chunk(value.size(), 1024, [&](Index begin, Index n) {
       const auto g = grad.segment(begin, n).array();
       auto m_ = Eigen::Map<Vector<Scalar>>(m + begin, n).array();
       auto v_ = Eigen::Map<Vector<Scalar>>(v + begin, n).array();
-      m_ += (g - m_) * (one - beta_1_);                                 // m ← m + (g − m)(1 − β1)
-      v_ += (g.square() - v_) * (one - beta_2_);                        // v ← v + (g² − v)(1 − β2)
+      m_ += (g - m_) * (one - beta_1_);                                        // m ← m + (g − m)(1 − β1)
+      v_ += (g.square() - v_) * (one - beta_2_);                               // v ← v + (g² − v)(1 − β2)
       value.segment(begin, n).array() -= alpha * m_ / (v_.sqrt() + epsilon_);  // θ ← θ − α_t·m/(sqrt(v) + ε)
-    }
+    });
   }
 
  protected:
