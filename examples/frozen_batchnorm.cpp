@@ -25,7 +25,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <iostream>
-#include <minidl/idx.hpp>
+#include <minidl/fashion_mnist.hpp>
 #include <minidl/minidl.hpp>
 #include <string>
 #include <vector>

@@ -4,8 +4,10 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
-#include <minidl/idx.hpp>
+#include <iterator>
+#include <minidl/fashion_mnist.hpp>
 #include <string>
 #include <vector>
 
@@ -248,4 +250,69 @@ TEST_CASE("load_fashion_mnist reads the installed data set") {
   // The first image of each split is an ankle boot (class 9).
   CHECK(std::string(minidl::fashion_mnist_class_names()[static_cast<std::size_t>(data.train_y[0])]) == "Ankle boot");
   CHECK(data.test_y[0] == 9);
+}
+
+namespace {
+
+std::vector<unsigned char> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("parse_idx: bytes in memory read as the same file does, broken ones fail the same way") {
+  const std::vector<unsigned char> images = file_bytes(fixture("images.idx"));
+  const minidl::IdxArray a = minidl::parse_idx(images.data(), images.size(), "images in memory");
+  const minidl::IdxArray b = minidl::read_idx(fixture("images.idx"));
+  CHECK(a.type == b.type);
+  CHECK(a.dims == b.dims);
+  CHECK(a.bytes == b.bytes);
+  CHECK(minidl::parse_idx(images.data(), images.size(), "m", 2).dims == std::vector<std::uint32_t>{2, 4, 3});
+  for (const char* name : {"empty.idx", "bad-magic.idx", "truncated-header.idx", "truncated-data.idx",
+                           "trailing-bytes.idx", "overflow-dims.idx"}) {
+    CAPTURE(name);
+    const std::vector<unsigned char> bytes = file_bytes(fixture(name));
+    const std::string from_file = io_error([&] { minidl::read_idx(fixture(name)); });
+    const std::string from_memory = io_error([&] { minidl::parse_idx(bytes.data(), bytes.size(), "buffer"); });
+    check_contains(from_memory, "IDX file 'buffer': ");
+    // The same problem, worded the same, after the source's name.
+    CHECK(from_memory.substr(from_memory.find("': ")) == from_file.substr(from_file.find("': ")));
+  }
+}
+
+TEST_CASE("fuzzer finds: records of absurd size are rejected even when there are none") {
+  // Found by tests/fuzz/fuzz_idx.cpp: 0 records of 0xFE00 x 0x29FE x
+  // 0xD403E800 x ... shorts made a product of 0 (so no overflow was noticed)
+  // and then a negative column count in idx_to_matrix.
+  const unsigned char found[] = {0x00, 0x00, 0x0b, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xfe, 0x00, 0x00,
+                                 0x00, 0x29, 0xfe, 0xd4, 0x03, 0xe8, 0x00, 0x04, 0x0c, 0x02, 0x4e, 0x53, 0x74,
+                                 0x36, 0x6c, 0x6f, 0x63, 0x61, 0x6c, 0x65, 0x35, 0x00, 0x00, 0x00, 0x01, 0x00,
+                                 0x00, 0x00, 0x00, 0x09, 0x01};
+  const std::string message = io_error([&] { minidl::parse_idx(found, sizeof found, "crash-8cc84ba6"); });
+  check_contains(message, "IDX file 'crash-8cc84ba6': absurd dimensions 0 x 65024 x 10750 x 3557025792 x ");
+  check_contains(message, ": a record would have more than 2^63 - 1 bytes");
+  // The same by hand: 0 images of 2^32-1 x 2^32-1 bytes (the data, 0 bytes, is all there).
+  const unsigned char zero_huge[] = {0, 0, 8, 3, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+  check_contains(io_error([&] { minidl::parse_idx(zero_huge, sizeof zero_huge, "zero-huge"); }),
+                 "absurd dimensions 0 x 4294967295 x 4294967295: a record would have more than 2^63 - 1 bytes");
+  // 0 images of a sane size still pass, as a 0 x 12 matrix.
+  const unsigned char zero_images[] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3};
+  const minidl::Matrix<float> m =
+      minidl::idx_to_matrix<float>(minidl::parse_idx(zero_images, sizeof zero_images, "zero-images"));
+  CHECK(m.rows() == 0);
+  CHECK(m.cols() == 12);
+}
+
+TEST_CASE("idx_to_matrix rejects an array whose bytes do not match its dims") {
+  minidl::IdxArray a;
+  a.dims = {2, 3};
+  a.bytes.assign(5, 0);
+  try {
+    minidl::idx_to_matrix<double>(a);
+    FAIL_CHECK("expected minidl::ValueError");
+  } catch (const minidl::ValueError& e) {
+    check_contains(e.what(), "idx_to_matrix: dims 2 x 3 of ubyte do not match the 5 bytes held");
+  }
 }

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
-#include <minidl/idx.hpp>
+#include <minidl/fashion_mnist.hpp>
 #include <minidl/minidl.hpp>
 
 using namespace minidl;

@@ -14,7 +14,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -144,8 +143,17 @@ class GzReader {
     for (std::size_t r; (r = read(sink.data(), sink.size())) > 0;) total += r;
     return total;
   }
-  /// True when the file is not gzip'd (so its size on disk is the data size).
-  bool plain() { return gzdirect(file_) == 1; }
+  /// The stream's size if known exactly (a plain file: its size on disk), else
+  /// an upper bound (a gzip'd file: 1032 times its size, deflate's largest
+  /// expansion ratio); false if the size on disk is unknown.
+  bool size_bound(std::size_t& bytes, bool& exact) {
+    std::error_code ec;
+    const auto on_disk = std::filesystem::file_size(path_, ec);
+    if (ec) return false;
+    exact = gzdirect(file_) == 1;
+    bytes = static_cast<std::size_t>(on_disk);
+    return true;
+  }
 
  private:
   void check_stream() {
@@ -161,8 +169,36 @@ class GzReader {
   gzFile file_ = nullptr;
 };
 
+/// A byte range read like a file: the in-memory twin of GzReader, so that
+/// files and buffers go through the same validation (idx_parse).
+class MemoryReader {
+ public:
+  MemoryReader(const unsigned char* bytes, std::size_t size) : bytes_(bytes), size_(size) {}
+  std::size_t read(void* dst, std::size_t n) {
+    n = std::min(n, size_ - pos_);
+    if (n > 0) std::memcpy(dst, bytes_ + pos_, n);
+    pos_ += n;
+    return n;
+  }
+  std::size_t drain() {
+    const std::size_t left = size_ - pos_;
+    pos_ = size_;
+    return left;
+  }
+  bool size_bound(std::size_t& bytes, bool& exact) {
+    bytes = size_;
+    exact = true;
+    return true;
+  }
+
+ private:
+  const unsigned char* bytes_;
+  std::size_t size_, pos_ = 0;
+};
+
 /// Reads and validates the header; leaves `in` at the first data byte.
-inline IdxHeader idx_read_header(GzReader& in, const std::string& path) {
+template <class Reader>
+IdxHeader idx_read_header(Reader& in, const std::string& path) {
   unsigned char magic[4];
   const std::size_t got = in.read(magic, 4);
   if (got < 4)
@@ -187,22 +223,29 @@ inline IdxHeader idx_read_header(GzReader& in, const std::string& path) {
   return header;
 }
 
-/// Bytes of data the header promises; rejects products that overflow.
+/// Bytes of data the header promises. Rejects a record size (the product of
+/// the dims after the first, times the element size) or a total above
+/// PTRDIFF_MAX, the most any array can hold: a file of 0 records of absurd
+/// size must not pass, or its records would not fit a Matrix's columns.
 inline std::size_t idx_data_bytes(const IdxHeader& header, const std::string& path) {
-  std::size_t n = idx_type_size(header.type);
-  for (std::uint32_t d : header.dims) {
-    if (d != 0 && n > std::numeric_limits<std::size_t>::max() / d)
-      idx_fail(path, "absurd dimensions " + idx_dims_text(header.dims) + ": their product overflows");
-    n *= d;
+  const auto max = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  std::size_t record = idx_type_size(header.type);
+  for (std::size_t k = 1; k <= header.dims.size(); ++k) {
+    const std::size_t d = header.dims[k % header.dims.size()];  // dims[1..], then dims[0]
+    if (d != 0 && record > max / d)
+      idx_fail(path, detail::message("absurd dimensions ", idx_dims_text(header.dims), ": ",
+                                     k < header.dims.size() ? "a record" : "the data",
+                                     " would have more than 2^63 - 1 bytes"));
+    record *= d;
   }
-  return n;
+  return record;
 }
 
-/// Reads an IDX file, keeping its first `limit` records. `check(header)` runs
-/// before any data is read, so a wrong kind of file fails before a large read.
-template <class Check>
-IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
-  GzReader in(path);
+/// Reads and validates an IDX stream (a GzReader or a MemoryReader), keeping
+/// its first `limit` records. `check(header)` runs before any data is read, so
+/// a wrong kind of file fails before a large read.
+template <class Reader, class Check>
+IdxArray idx_parse(Reader& in, const std::string& path, std::size_t limit, Check&& check) {
   IdxArray array;
   static_cast<IdxHeader&>(array) = idx_read_header(in, path);
   check(static_cast<const IdxHeader&>(array));
@@ -212,25 +255,41 @@ IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
                                               idx_dims_text(array.dims), ", ", idx_type_name(array.type), ")");
     idx_fail(path, actual < expected ? "truncated data: " + sizes : "inconsistent size: " + sizes);
   };
-  // Bound the allocation by what the file can hold: its own size if plain,
-  // 1032 times it if gzip'd (deflate's largest expansion ratio).
-  std::error_code ec;
-  const auto on_disk = static_cast<std::size_t>(std::filesystem::file_size(path, ec));
-  if (!ec) {
-    const std::size_t header_bytes = 4 + 4 * array.dims.size();
-    if (in.plain() && on_disk - header_bytes != expected) size_mismatch(on_disk - header_bytes);
-    if (!in.plain() && expected / 1032 > on_disk)
+  // Bound the allocation by what the stream can hold, before allocating.
+  std::size_t size = 0;
+  bool exact = false;
+  const bool bounded = in.size_bound(size, exact);
+  if (bounded) {
+    const std::size_t header_bytes = 4 + 4 * array.dims.size();  // already read, so size >= header_bytes
+    if (exact && size - header_bytes != expected) size_mismatch(size - header_bytes);
+    if (!exact && expected / 1032 > size)
       idx_fail(path, detail::message("absurd dimensions ", idx_dims_text(array.dims), ": ", expected,
-                                     " bytes of data cannot come from a ", on_disk, "-byte gzip file"));
+                                     " bytes of data cannot come from a ", size, "-byte gzip file"));
   }
   const std::size_t kept_records = std::min<std::size_t>(limit, array.dims[0]);
-  const std::size_t record_bytes = array.dims[0] == 0 ? 0 : expected / array.dims[0];
-  array.bytes.resize(kept_records * record_bytes);  // one allocation; sizes come from the header
-  const std::size_t got = in.read(array.bytes.data(), array.bytes.size());
-  const std::size_t total = got < array.bytes.size() ? got : got + in.drain();
+  const std::size_t wanted = kept_records * (array.dims[0] == 0 ? 0 : expected / array.dims[0]);
+  // Bounded: one allocation. Unbounded (a pipe): the buffer grows only as data arrives.
+  const std::size_t step = bounded ? wanted : std::min<std::size_t>(wanted, std::size_t{1} << 24);
+  std::size_t got = 0;
+  while (got < wanted) {
+    const std::size_t n = std::min(step, wanted - got);
+    array.bytes.resize(got + n);
+    const std::size_t r = in.read(array.bytes.data() + got, n);
+    got += r;
+    if (r < n) break;
+  }
+  array.bytes.resize(got);
+  const std::size_t total = got < wanted ? got : got + in.drain();
   if (total != expected) size_mismatch(total);
   array.dims[0] = static_cast<std::uint32_t>(kept_records);
   return array;
+}
+
+/// idx_parse on a file, gzip'd or plain.
+template <class Check>
+IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
+  GzReader in(path);
+  return idx_parse(in, path, limit, std::forward<Check>(check));
 }
 
 }  // namespace detail
@@ -239,6 +298,14 @@ IdxArray idx_read(const std::string& path, std::size_t limit, Check&& check) {
 inline IdxHeader read_idx_header(const std::string& path) {
   detail::GzReader in(path);
   return detail::idx_read_header(in, path);
+}
+
+/// Validates and decodes IDX bytes held in memory (not gzip'd), exactly as
+/// read_idx does a file; `source` names them in messages.
+inline IdxArray parse_idx(const unsigned char* bytes, std::size_t size, const std::string& source,
+                          std::size_t limit = idx_all) {
+  detail::MemoryReader in(bytes, size);
+  return detail::idx_parse(in, source, limit, [](const IdxHeader&) {});
 }
 
 /// Reads a whole IDX file of any element type; keeps the first `limit` records.
@@ -252,6 +319,10 @@ Matrix<Scalar> idx_to_matrix(const IdxArray& array, Scalar scale = Scalar(1)) {
   const std::size_t rows = array.dims.empty() ? 0 : array.dims[0];
   std::size_t cols = 1;
   for (std::size_t k = 1; k < array.dims.size(); ++k) cols *= array.dims[k];
+  if (!array.dims.empty() && array.bytes.size() != detail::idx_data_bytes(array, "(in memory)"))
+    throw ValueError(detail::message("idx_to_matrix: dims ", detail::idx_dims_text(array.dims), " of ",
+                                     detail::idx_type_name(array.type), " do not match the ", array.bytes.size(),
+                                     " bytes held"));
   Matrix<Scalar> m(static_cast<Index>(rows), static_cast<Index>(cols));
   Scalar* out = m.data();
   const unsigned char* in = array.bytes.data();
@@ -306,76 +377,6 @@ Matrix<Scalar> one_hot(const std::vector<int>& labels, int classes) {
   Matrix<Scalar> y = Matrix<Scalar>::Zero(static_cast<Index>(labels.size()), classes);
   for (std::size_t i = 0; i < labels.size(); ++i) y(static_cast<Index>(i), labels[i]) = Scalar(1);
   return y;
-}
-
-/// Fashion-MNIST as the Debian package dataset-fashion-mnist installs it.
-inline std::string default_fashion_mnist_dir() { return "/usr/share/datasets/fashion-mnist"; }
-
-/// Class names of Fashion-MNIST, indexed by label.
-inline const std::array<const char*, 10>& fashion_mnist_class_names() {
-  static const std::array<const char*, 10> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-  return names;
-}
-
-template <class Scalar>
-struct FashionMnist {
-  Matrix<Scalar> train_x;    // 60000 x 784, pixels scaled to [0, 1]
-  std::vector<int> train_y;  // 60000 labels in 0..9
-  Matrix<Scalar> test_x;     // 10000 x 784
-  std::vector<int> test_y;   // 10000 labels
-};
-
-namespace detail {
-
-/// dir/name.gz, or dir/name if only the uncompressed file is there.
-inline std::string fashion_mnist_file(const std::string& dir, const std::string& name) {
-  const std::filesystem::path base = std::filesystem::path(dir) / name;
-  const std::string gz = base.string() + ".gz";
-  if (std::filesystem::exists(gz)) return gz;
-  if (std::filesystem::exists(base)) return base.string();
-  throw IOError("Fashion-MNIST: file '" + gz + "' not found (nor '" + base.string() +
-                "'); install the data set with `apt-get install dataset-fashion-mnist` "
-                "or pass the folder that holds it to load_fashion_mnist");
-}
-
-/// Checks an images/labels pair by their headers, before the large read;
-/// returns the images' header.
-inline IdxHeader fashion_mnist_check_pair(const std::string& images, const std::string& labels) {
-  const IdxHeader x = read_idx_header(images);
-  const IdxHeader y = read_idx_header(labels);
-  if (x.dims.size() != 3) idx_fail(images, "expected rank 3 (images x rows x cols), got dims " + idx_dims_text(x.dims));
-  if (y.dims.size() != 1) idx_fail(labels, "expected rank 1 (labels), got dims " + idx_dims_text(y.dims));
-  if (x.dims[0] != y.dims[0])
-    throw IOError(detail::message("Fashion-MNIST: inconsistent files: '", images, "' has ", x.dims[0], " images but '",
-                                  labels, "' has ", y.dims[0], " labels"));
-  return x;
-}
-
-}  // namespace detail
-
-/// Loads the four Fashion-MNIST files from `dir` (gzip'd or not), keeping at
-/// most `limit` samples of each split.
-template <class Scalar>
-FashionMnist<Scalar> load_fashion_mnist(const std::string& dir = default_fashion_mnist_dir(),
-                                        std::size_t limit = idx_all) {
-  const std::string train_images = detail::fashion_mnist_file(dir, "train-images-idx3-ubyte");
-  const std::string train_labels = detail::fashion_mnist_file(dir, "train-labels-idx1-ubyte");
-  const std::string test_images = detail::fashion_mnist_file(dir, "t10k-images-idx3-ubyte");
-  const std::string test_labels = detail::fashion_mnist_file(dir, "t10k-labels-idx1-ubyte");
-  const IdxHeader train = detail::fashion_mnist_check_pair(train_images, train_labels);
-  const IdxHeader test = detail::fashion_mnist_check_pair(test_images, test_labels);
-  if (train.dims[1] != test.dims[1] || train.dims[2] != test.dims[2])
-    throw IOError(detail::message("Fashion-MNIST: inconsistent files: '", train_images, "' has images of ",
-                                  train.dims[1], " x ", train.dims[2], " pixels but '", test_images, "' has ",
-                                  test.dims[1], " x ", test.dims[2]));
-  const Scalar scale = Scalar(1) / Scalar(255);
-  FashionMnist<Scalar> data;
-  data.train_x = read_idx_images<Scalar>(train_images, scale, limit);
-  data.train_y = read_idx_labels(train_labels, limit);
-  data.test_x = read_idx_images<Scalar>(test_images, scale, limit);
-  data.test_y = read_idx_labels(test_labels, limit);
-  return data;
 }
 
 }  // namespace minidl
