@@ -130,3 +130,155 @@ TEST_CASE("parse_safetensors: a hand-made file parses; a broken one names the so
   CHECK(x == 1.0);
   check_contains(error_of([&] { parse(good.substr(0, 5), "cut.safetensors"); }), "safetensors file 'cut.safetensors'");
 }
+
+TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming the source and the problem") {
+  const std::string f32_2 = R"("dtype":"F32","shape":[2])";  // a tensor of 8 bytes
+  const std::string zeros8(8, '\0'), zeros12(12, '\0');
+  std::string length_only = file_bytes("");
+  length_only[0] = 100;  // header length 100, nothing after it
+  std::string huge = file_bytes("{}");
+  huge[7] = '\x80';  // header length 2^63 + 2
+  struct Case {
+    const char* what;
+    std::string bytes;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"empty file", "", "truncated length prefix: expected 8 bytes, file has 0"},
+      {"truncated length prefix", std::string("\x02\0\0", 3), "truncated length prefix: expected 8 bytes, file has 3"},
+      {"header length larger than the file", length_only,
+       "header length 100 is larger than the 0 bytes that follow the length prefix"},
+      {"huge header length", huge, "header length 9223372036854775810 exceeds the limit of 104857600 bytes"},
+      {"header length 0", file_bytes(""), "header length 0: expected a JSON object"},
+      {"JSON not an object", file_bytes("[1, 2]"), "expected '{' as its first byte, got byte 91"},
+      {"invalid JSON", file_bytes("{\"a\":}"), "header is not valid JSON: "},
+      {"trailing garbage after the object", file_bytes("{} x"), "header is not valid JSON: "},
+      {"non-UTF-8 bytes in a name", file_bytes("{\"\xFF\xFE\":{}}"), "header is not valid JSON: "},
+      {"NUL byte in a name", file_bytes(std::string("{\"a\0\":{}}", 9)), "header is not valid JSON: "},
+      {"tensor entry not an object", file_bytes(R"({"w":[1,2]})"),
+       "tensor \"w\": expected an object {dtype, shape, data_offsets}, got [1,2]"},
+      {"missing dtype", file_bytes(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": missing field \"dtype\""},
+      {"missing shape", file_bytes(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": missing field \"shape\""},
+      {"missing data_offsets", file_bytes(R"({"w":{"dtype":"F32","shape":[2]}})", zeros8),
+       "tensor \"w\": missing field \"data_offsets\""},
+      {"unexpected field", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,8],"offsets":1}})", zeros8),
+       "tensor \"w\": unexpected field \"offsets\", expected only dtype, shape and data_offsets"},
+      {"unknown dtype", file_bytes(R"({"w":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": unknown dtype \"F33\", expected \"F32\" or \"F64\""},
+      {"dtype not a string", file_bytes(R"({"w":{"dtype":32,"shape":[2],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": unknown dtype 32"},
+      {"unsupported dtype", file_bytes(R"({"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": dtype \"BF16\" is not supported, expected \"F32\" or \"F64\""},
+      {"shape not an array", file_bytes(R"({"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": shape: expected an array, got 2"},
+      {"negative shape", file_bytes(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": shape [-2]: expected integers in [0, 2^63), got -2"},
+      {"fractional shape", file_bytes(R"({"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", zeros8),
+       "shape [2.0]: expected integers in [0, 2^63), got 2.0"},
+      {"shape entry of 2^63", file_bytes(R"({"w":{"dtype":"F32","shape":[9223372036854775808],)"
+                                         R"("data_offsets":[0,8]}})", zeros8),
+       "expected integers in [0, 2^63), got 9223372036854775808"},
+      {"data_offsets of one number", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[8]}})", zeros8),
+       "tensor \"w\": data_offsets: expected [begin, end], two non-negative integers, got [8]"},
+      {"negative data_offsets", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[-8,0]}})", zeros8),
+       "data_offsets: expected [begin, end], two non-negative integers, got [-8,0]"},
+      {"begin > end", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[8,0]}})", zeros8),
+       "tensor \"w\": data_offsets [8,0]: begin 8 is after end 0"},
+      {"offsets out of range", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[4,12]}})", zeros8),
+       "tensor \"w\": data_offsets [4,12]: end 12 is beyond the data section's 8 bytes"},
+      {"offsets near 2^64", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,18446744073709551615]}})"),
+       "end 18446744073709551615 is beyond the data section's 0 bytes"},
+      {"dtype x shape size mismatch", file_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": dtype F32 x shape [3] needs 12 bytes, data_offsets [0,8] hold 8"},
+      {"F64 read as F32 size", file_bytes(R"({"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", zeros8),
+       "dtype F64 x shape [2] needs 16 bytes, data_offsets [0,8] hold 8"},
+      {"element count overflows", file_bytes(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],)"
+                                             R"("data_offsets":[0,8]}})", zeros8),
+       "dtype F32 x shape [4294967296, 4294967296] needs more than 2^64 bytes, data_offsets [0,8] hold 8"},
+      {"overlapping tensors",
+       file_bytes(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0,8]},"b":{)" + f32_2 + R"(,"data_offsets":[4,12]}})",
+                  zeros12),
+       "tensor \"b\" (bytes [4, 12)) overlaps tensor \"a\" (bytes [0, 8))"},
+      {"a gap between tensors",
+       file_bytes(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],)"
+                  R"("data_offsets":[8,12]}})",
+                  zeros12),
+       "gap in the data section: bytes [4, 8) belong to no tensor (expected tensor \"b\" to begin at 4)"},
+      {"unused bytes at the end", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,8]}})", zeros12),
+       "unused bytes at the end of the data section: tensors end at byte 8 of 12"},
+      {"data but no tensors", file_bytes("{}", zeros8), "tensors end at byte 0 of 8"},
+      {"metadata not an object", file_bytes(R"({"__metadata__":["a"]})"), "__metadata__: expected an object, got [\"a\"]"},
+      {"metadata value not a string", file_bytes(R"({"__metadata__":{"epochs":3}})"),
+       "__metadata__[\"epochs\"]: expected a string, got 3"},
+      {"metadata null", file_bytes(R"({"__metadata__":null})"), "__metadata__: expected an object, got null"},
+      {"duplicate tensor names",
+       file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,8]},"w":{)" + f32_2 + R"(,"data_offsets":[0,8]}})",
+                  zeros8),
+       "duplicate key \"w\" in the header JSON"},
+      {"duplicate field", file_bytes(R"({"w":{"dtype":"F64",)" + f32_2 + R"(,"data_offsets":[0,8]}})", zeros8),
+       "duplicate key \"dtype\" in the header JSON"},
+      {"JSON nested too deep", file_bytes(R"({"__metadata__":{"k":[[1]]}})"),
+       "header JSON is nested deeper than the format's 3 levels"},
+  };
+  CHECK(std::size(cases) >= 20);
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    const std::string message = error_of([&] { parse(c.bytes, "bad.safetensors"); });
+    check_contains(message, "safetensors file 'bad.safetensors': ");
+    check_contains(message, c.message);
+  }
+  // nlohmann's own words say where the JSON went wrong.
+  check_contains(error_of([&] { parse(file_bytes("{\"\xFF\":{}}")); }), "ill-formed UTF-8 byte");
+  // The limit is a parameter: a 2-byte header passes a limit of 2 and fails one of 1.
+  const std::string tiny = file_bytes("{}");
+  CHECK(minidl::parse_safetensors(reinterpret_cast<const unsigned char*>(tiny.data()), tiny.size(), "t", 2)
+            .tensors()
+            .empty());
+  check_contains(error_of([&] {
+                   minidl::parse_safetensors(reinterpret_cast<const unsigned char*>(tiny.data()), tiny.size(), "t", 1);
+                 }),
+                 "header length 2 exceeds the limit of 1 bytes");
+}
+
+TEST_CASE("read_safetensors: missing file, a directory, a truncated file") {
+  const fs::path dir = scratch_dir("read");
+  const std::string missing = error_of<minidl::IOError>([&] { minidl::read_safetensors((dir / "nope").string()); });
+  check_contains(missing, "safetensors file '" + (dir / "nope").string() + "': cannot open: No such file or directory");
+  const std::string directory = error_of<minidl::IOError>([&] { minidl::read_safetensors(dir.string()); });
+  check_contains(directory, "safetensors file '" + dir.string() + "': cannot read: Is a directory");
+  const float one = 1.0f;
+  const std::string good = minidl::encode_safetensors({{"x", minidl::DType::F32, {1}, &one}}, {});
+  std::ofstream((dir / "cut.safetensors").string(), std::ios::binary) << good.substr(0, good.size() - 1);
+  const std::string cut = error_of([&] { minidl::read_safetensors((dir / "cut.safetensors").string()); });
+  check_contains(cut, "safetensors file '" + (dir / "cut.safetensors").string() + "': ");
+  check_contains(cut, "data_offsets [0,4]: end 4 is beyond the data section's 3 bytes");
+}
+
+TEST_CASE("SafetensorsFile::read rejects an entry that does not describe the file's data") {
+  const double v[2] = {1, 2};
+  const std::string bytes = minidl::encode_safetensors({{"v", minidl::DType::F64, {2}, v}}, {});
+  const minidl::SafetensorsFile file = parse(bytes);
+  minidl::TensorEntry wrong = *file.find("v");
+  wrong.end = 32;
+  wrong.shape = {4};
+  double out[4] = {};
+  check_contains(error_of<minidl::ValueError>([&] { file.read(wrong, out); }),
+                 "entry 'v' (F64 [4], bytes [0, 32)) does not describe data of this file (16 data bytes)");
+  wrong.shape = {-4};
+  check_contains(error_of<minidl::ValueError>([&] { file.read(wrong, out); }), "does not describe data");
+}
+
+TEST_CASE("encode_safetensors rejects bad tensors with a ValueError") {
+  const float x[2] = {1, 2};
+  const auto bad = [&](const std::vector<minidl::TensorToWrite>& tensors) {
+    return error_of<minidl::ValueError>([&] { minidl::encode_safetensors(tensors, {}); });
+  };
+  check_contains(bad({{"x", minidl::DType::F32, {2}, x}, {"x", minidl::DType::F32, {2}, x}}),
+                 "encode_safetensors: tensor \"x\": duplicate name");
+  check_contains(bad({{"__metadata__", minidl::DType::F32, {2}, x}}), "the name is reserved for the metadata");
+  check_contains(bad({{"x", minidl::DType::F32, {-2}, x}}), "tensor \"x\": invalid shape [-2]");
+  check_contains(bad({{"x", minidl::DType::F32, {2}, nullptr}}), "tensor \"x\": data is null");
+  check_contains(bad({{"\xFF", minidl::DType::F32, {2}, x}}), "names and metadata must be valid UTF-8");
+}

@@ -109,6 +109,9 @@ inline std::string shape_text(const std::vector<std::int64_t>& shape) {
   throw FormatError("safetensors file '" + source + "': " + problem);
 }
 
+/// Text cut to 80 bytes for a message (a name or JSON value from a file can be huge).
+inline std::string st_short(std::string text) { return text.size() <= 80 ? text : text.substr(0, 77) + "..."; }
+
 }  // namespace detail
 
 /// A fully validated file, held in memory.
@@ -192,55 +195,47 @@ inline nlohmann::json st_parse_json(const char* begin, const char* end, const st
   }
 }
 
-/// A JSON number that is a non-negative integer no larger than `max`.
-inline bool st_unsigned(const nlohmann::json& v, std::uint64_t max, std::uint64_t& out) {
-  if (!v.is_number_unsigned()) return false;
-  out = v.get<std::uint64_t>();
-  return out <= max;
-}
-
 /// Validates one tensor entry of the header (`data_size`: bytes of the data section).
 inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, std::size_t data_size,
                              const std::string& source) {
-  const std::string what = "tensor \"" + name + "\": ";
-  if (!v.is_object()) st_fail(source, what + "expected an object, got " + v.type_name());
+  const std::string what = "tensor \"" + st_short(name) + "\": ";
+  const auto fail = [&](auto&&... parts) { st_fail(source, message(what, parts...)); };
+  if (!v.is_object()) fail("expected an object {dtype, shape, data_offsets}, got ", st_short(v.dump()));
   for (const auto& item : v.items())
     if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets")
-      st_fail(source, what + "unexpected field \"" + item.key() + "\" (expected dtype, shape, data_offsets)");
+      fail("unexpected field \"", st_short(item.key()), "\", expected only dtype, shape and data_offsets");
   for (const char* field : {"dtype", "shape", "data_offsets"})
-    if (!v.contains(field)) st_fail(source, what + "missing field \"" + field + "\"");
+    if (!v.contains(field)) fail("missing field \"", field, "\"");
   TensorEntry t;
   t.name = name;
-  const nlohmann::json& dtype = v["dtype"];
-  if (!dtype.is_string()) st_fail(source, what + "dtype: expected a string, got " + dtype.dump());
-  const std::string d = dtype.get<std::string>();
+  const nlohmann::json &dtype = v["dtype"], &shape = v["shape"], &offsets = v["data_offsets"];
   static const std::set<std::string> others = {"BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "I16", "U16",
                                                 "F16",  "BF16", "I32", "U32",     "I64",     "U64"};
-  if (d == "F32" || d == "F64") t.dtype = d == "F32" ? DType::F32 : DType::F64;
-  else if (others.count(d)) st_fail(source, what + "dtype " + d + " is not supported, expected F32 or F64");
-  else st_fail(source, what + "unknown dtype " + dtype.dump() + ", expected F32 or F64");
-  const nlohmann::json& shape = v["shape"];
-  if (!shape.is_array()) st_fail(source, what + "shape: expected an array, got " + shape.dump());
+  if (dtype == "F32" || dtype == "F64") t.dtype = dtype == "F32" ? DType::F32 : DType::F64;
+  else if (dtype.is_string() && others.count(dtype.get<std::string>()))
+    fail("dtype ", dtype.dump(), " is not supported, expected \"F32\" or \"F64\"");
+  else fail("unknown dtype ", st_short(dtype.dump()), ", expected \"F32\" or \"F64\"");
+  if (!shape.is_array()) fail("shape: expected an array, got ", st_short(shape.dump()));
   for (const nlohmann::json& dim : shape) {
-    std::uint64_t n = 0;
-    if (!st_unsigned(dim, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()), n))
-      st_fail(source, what + "shape " + shape.dump() + ": expected non-negative integers below 2^63, got " +
-                          dim.dump());
-    t.shape.push_back(static_cast<std::int64_t>(n));
+    if (!dim.is_number_unsigned() || dim.get<std::uint64_t>() > std::uint64_t{INT64_MAX})
+      fail("shape ", st_short(shape.dump()), ": expected integers in [0, 2^63), got ", st_short(dim.dump()));
+    t.shape.push_back(static_cast<std::int64_t>(dim.get<std::uint64_t>()));
   }
-  const nlohmann::json& offsets = v["data_offsets"];
-  std::uint64_t begin = 0, end = 0;
-  if (!offsets.is_array() || offsets.size() != 2 || !st_unsigned(offsets[0], data_size, begin) ||
-      !st_unsigned(offsets[1], data_size, end) || begin > end)
-    st_fail(source, message(what, "data_offsets: expected [begin, end] with 0 <= begin <= end <= ", data_size,
-                            " (the data section's size), got ", offsets.dump()));
+  if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+      !offsets[1].is_number_unsigned())
+    fail("data_offsets: expected [begin, end], two non-negative integers, got ", st_short(offsets.dump()));
+  const auto begin = offsets[0].get<std::uint64_t>(), end = offsets[1].get<std::uint64_t>();
+  if (begin > end) fail("data_offsets ", offsets.dump(), ": begin ", begin, " is after end ", end);
+  if (end > data_size)
+    fail("data_offsets ", offsets.dump(), ": end ", end, " is beyond the data section's ", data_size, " bytes");
   t.begin = static_cast<std::size_t>(begin);
   t.end = static_cast<std::size_t>(end);
   std::size_t bytes = 0;
-  if (!tensor_bytes(t.shape, t.dtype, bytes) || bytes != t.end - t.begin)
-    st_fail(source, message(what, "dtype ", d, " x shape ", shape_text(t.shape), " needs ",
-                            tensor_bytes(t.shape, t.dtype, bytes) ? std::to_string(bytes) : "more than 2^64",
-                            " bytes, data_offsets ", offsets.dump(), " hold ", t.end - t.begin));
+  const bool fits = tensor_bytes(t.shape, t.dtype, bytes);
+  if (!fits || bytes != t.end - t.begin)
+    fail("dtype ", dtype_name(t.dtype), " x shape ", st_short(shape_text(t.shape)), " needs ",
+         fits ? std::to_string(bytes) : "more than 2^64", " bytes, data_offsets ", offsets.dump(), " hold ",
+         t.end - t.begin);
   return t;
 }
 
@@ -250,33 +245,30 @@ inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, s
 /// FormatError naming `source`, the field and the expected vs actual value.
 inline SafetensorsFile parse_safetensors(std::string bytes, const std::string& source,
                                          std::size_t max_header_bytes = 100u << 20) {
-  using detail::st_fail;
-  if (bytes.size() < 8)
-    st_fail(source, detail::message("truncated length prefix: expected 8 bytes, file has ", bytes.size()));
+  using detail::st_short;
+  const auto fail = [&](auto&&... parts) { detail::st_fail(source, detail::message(parts...)); };
+  if (bytes.size() < 8) fail("truncated length prefix: expected 8 bytes, file has ", bytes.size());
   const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::uint64_t n = detail::load_le<std::uint64_t>(raw);
-  if (n > max_header_bytes)
-    st_fail(source, detail::message("header length ", n, " exceeds the limit of ", max_header_bytes, " bytes"));
+  if (n > max_header_bytes) fail("header length ", n, " exceeds the limit of ", max_header_bytes, " bytes");
   if (n > bytes.size() - 8)
-    st_fail(source, detail::message("header length ", n, " is larger than the ", bytes.size() - 8,
-                                    " bytes that follow the length prefix"));
-  if (n == 0 || bytes[8] != '{')
-    st_fail(source, detail::message("header must be a JSON object: expected '{' as its first byte, got ",
-                                    n == 0 ? std::string("an empty header") : "byte " + std::to_string(raw[8])));
+    fail("header length ", n, " is larger than the ", bytes.size() - 8, " bytes that follow the length prefix");
+  if (n == 0) fail("header length 0: expected a JSON object");
+  if (raw[8] != '{') fail("header is not a JSON object: expected '{' as its first byte, got byte ", int{raw[8]});
   SafetensorsFile file;
   file.data_start_ = static_cast<std::size_t>(8 + n);
   file.data_size_ = bytes.size() - file.data_start_;
   const nlohmann::json header = detail::st_parse_json(bytes.data() + 8, bytes.data() + 8 + n, source);
-  if (!header.is_object()) st_fail(source, std::string("header must be a JSON object, got ") + header.type_name());
+  if (!header.is_object()) fail("header is not a JSON object but ", header.type_name());
   for (const auto& item : header.items()) {
     if (item.key() != "__metadata__") {
       file.tensors_.push_back(detail::st_tensor(item.key(), item.value(), file.data_size_, source));
       continue;
     }
-    if (!item.value().is_object()) st_fail(source, "__metadata__: expected an object, got " + item.value().dump());
+    if (!item.value().is_object()) fail("__metadata__: expected an object, got ", st_short(item.value().dump()));
     for (const auto& m : item.value().items()) {
       if (!m.value().is_string())
-        st_fail(source, "__metadata__[\"" + m.key() + "\"]: expected a string value, got " + m.value().dump());
+        fail("__metadata__[\"", st_short(m.key()), "\"]: expected a string, got ", st_short(m.value().dump()));
       file.metadata_[m.key()] = m.value().get<std::string>();
     }
   }
@@ -289,19 +281,16 @@ inline SafetensorsFile parse_safetensors(std::string bytes, const std::string& s
   const TensorEntry* previous = nullptr;
   for (const TensorEntry& t : file.tensors_) {
     if (t.begin < next)
-      st_fail(source, detail::message("tensor \"", t.name, "\" (bytes [", t.begin, ", ", t.end,
-                                      ")) overlaps tensor \"", previous->name, "\" (bytes [", previous->begin, ", ",
-                                      previous->end, "))"));
+      fail("tensor \"", st_short(t.name), "\" (bytes [", t.begin, ", ", t.end, ")) overlaps tensor \"",
+           st_short(previous->name), "\" (bytes [", previous->begin, ", ", previous->end, "))");
     if (t.begin > next)
-      st_fail(source, detail::message("gap in the data section: bytes [", next, ", ", t.begin,
-                                      ") belong to no tensor (expected tensor \"", t.name, "\" to begin at ", next,
-                                      ")"));
+      fail("gap in the data section: bytes [", next, ", ", t.begin, ") belong to no tensor (expected tensor \"",
+           st_short(t.name), "\" to begin at ", next, ")");
     next = t.end;
     previous = &t;
   }
   if (next != file.data_size_)
-    st_fail(source, detail::message("unused bytes at the end of the data section: tensors end at byte ", next,
-                                    ", the data section has ", file.data_size_));
+    fail("unused bytes at the end of the data section: tensors end at byte ", next, " of ", file.data_size_);
   file.bytes_ = std::move(bytes);
   return file;
 }
