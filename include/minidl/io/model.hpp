@@ -1,0 +1,131 @@
+// minidl — a whole model in one safetensors file: the architecture as JSON in
+// the metadata, the weights as save_weights writes them.
+//
+//   save_model(model, "model.safetensors");
+//   auto copy = load_model<float>("model.safetensors");   // then compile() again
+//
+// The metadata key "minidl.architecture" holds
+//   {"format": "minidl.Sequential", "version": 1, "input_shape": [...],
+//    "layers": [{"type", "name", "frozen", "config"}, ...]}
+// (each layer as layer_config.hpp describes), next to "minidl.format": "model"
+// and "minidl.format_version". The tensors are named and laid out as by
+// save_weights (weights.hpp), so load_weights reads a model file too.
+//
+// Not saved (unlike Keras's .keras files): the loss, the optimizer and its
+// state, the metrics. load_model returns an uncompiled model; compile it again,
+// and training restarts the optimizer from scratch. Also not saved: Dropout and
+// weight-initializer generator states (a loaded unseeded Dropout draws other
+// masks) and BatchNorm's update counter (with cumulative_average, the running
+// average restarts counting). Inference is unaffected: a loaded model predicts
+// bit for bit what the saved one did.
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "layer_config.hpp"
+#include "weights.hpp"
+
+namespace minidl {
+
+namespace detail {
+inline const char* const architecture_key = "minidl.architecture";
+inline const char* const architecture_format = "minidl.Sequential";
+inline const int architecture_version = 1;
+}  // namespace detail
+
+/// Writes `model`'s architecture and weights (as `dtype`) to `path`, atomically.
+/// Throws ValueError, writing nothing, if a layer has a type save_model cannot
+/// describe (save_weights still works) or two layers share a name.
+template <class Scalar>
+void save_model(const Sequential<Scalar>& model, const std::string& path, DType dtype = dtype_of<Scalar>()) {
+  const auto bindings = detail::minidl_bindings(model, "save_model");
+  const Shape& input = model.input_shape();  // StateError for a model without layers
+  detail::Json shape = detail::Json::array();
+  for (int a = 0; a < input.rank(); ++a) shape.push_back(input[a]);
+  detail::Json layers = detail::Json::array();
+  for (std::size_t i = 0; i < model.size(); ++i) layers.push_back(detail::layer_json(model.layer(i), i));
+  const detail::Json architecture = {{"format", detail::architecture_format},
+                                     {"version", detail::architecture_version},
+                                     {"input_shape", shape},
+                                     {"layers", layers}};
+  detail::save_bindings(bindings, path, dtype,
+                        {{detail::format_key, "model"}, {detail::architecture_key, architecture.dump()}});
+}
+
+namespace detail {
+
+inline Shape shape_from_json(const Json& dims, const ConfigReader& r) {
+  if (!dims.is_array() || dims.empty() || dims.size() > static_cast<std::size_t>(Shape::max_rank))
+    r.fail("input_shape", "must be a list of 1 to " + std::to_string(Shape::max_rank) + " sizes, got " + dims.dump());
+  Index d[Shape::max_rank] = {};
+  for (std::size_t a = 0; a < dims.size(); ++a) {
+    if (!dims[a].is_number_integer() || dims[a].get<std::int64_t>() <= 0)
+      r.fail("input_shape", "must hold integers > 0, got " + dims.dump());
+    d[a] = dims[a].get<Index>();
+  }
+  switch (dims.size()) {
+    case 1: return Shape{d[0]};
+    case 2: return Shape{d[0], d[1]};
+    case 3: return Shape{d[0], d[1], d[2]};
+    default: return Shape{d[0], d[1], d[2], d[3]};
+  }
+}
+
+/// The model the architecture JSON of `file` describes, with fresh weights.
+template <class Scalar>
+Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& source) {
+  const auto text = file.metadata().find(architecture_key);
+  if (text == file.metadata().end())
+    throw FormatError(message(source, ": no '", architecture_key, "' metadata: not a file save_model wrote (a ",
+                              "weights file goes into a model built in code, with load_weights)"));
+  Json arch;
+  try {
+    arch = Json::parse(text->second);
+  } catch (const Json::exception& e) {
+    throw FormatError(message(source, ": metadata '", architecture_key, "' is not valid JSON: ", e.what()));
+  }
+  const ConfigReader top(arch, source + ": architecture");
+  if (top.string("format") != architecture_format)
+    top.fail("format", "must be '" + std::string(architecture_format) + "', got '" + top.string("format") + "'");
+  if (!top.at("version").is_number_integer() || top.at("version").get<std::int64_t>() != architecture_version)
+    top.fail("version", "must be " + std::to_string(architecture_version) + ", got " + top.at("version").dump());
+  const Shape input = shape_from_json(top.at("input_shape"), top);
+  const Json& layers = top.at("layers");
+  if (!layers.is_array() || layers.empty()) top.fail("layers", "must be a non-empty list, got " + layers.dump());
+  Sequential<Scalar> model;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const ConfigReader entry(layers[i], message(source, ": layer ", i));
+    const std::string type = entry.string("type"), name = entry.string("name");
+    if (name.empty() || !names.insert(name).second)
+      entry.fail("name", "must be a non-empty name no other layer has, got '" + name + "'");
+    const bool frozen = entry.boolean("frozen");
+    const std::string where = message(source, ": layer ", i, " (", type, " '", name, "'): config");
+    if (!entry.at("config").is_object()) entry.fail("config", "must be a JSON object");
+    try {
+      add_layer(model, type, name, ConfigReader(entry.at("config"), where), input).set_frozen(frozen);
+    } catch (const FormatError&) {
+      throw;
+    } catch (const Error& e) {  // a value the layer rejects, or a shape that does not fit
+      throw FormatError(message(where, ": ", e.what()));
+    }
+  }
+  return model;
+}
+
+}  // namespace detail
+
+/// The model save_model wrote to `path`, with its weights converted to
+/// Scalar; uncompiled. Throws IOError if the file cannot be read, FormatError
+/// (naming the layer index and field) for a malformed or unknown architecture
+/// or weights that do not match it; no model is returned then.
+template <class Scalar>
+Sequential<Scalar> load_model(const std::string& path) {
+  const SafetensorsFile file = read_safetensors(path);
+  Sequential<Scalar> model = detail::build_model<Scalar>(file, path);
+  detail::load_bindings(detail::minidl_bindings(model, "load_model"), file, path, LoadOptions{});
+  return model;
+}
+
+}  // namespace minidl
