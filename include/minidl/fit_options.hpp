@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "callbacks.hpp"
+#include "callbacks/callback.hpp"
 #include "tensor.hpp"
 
 namespace minidl {

@@ -159,7 +159,16 @@ class Sequential {
 
   // ---- training and inference ------------------------------------------
 
+  /// Trains for options.epochs epochs (fewer if a callback sets stop_training)
+  /// and returns the History of the epochs that ran.
   History fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options = {});
+
+  /// Keras's `model.stop_training`: a callback sets it to end fit. Set during
+  /// a batch, fit finishes that batch and the epoch's bookkeeping (validation,
+  /// History, on_epoch_end) without the epoch's remaining batches; set at an
+  /// epoch's end, no further epoch starts. Either way on_train_end runs and
+  /// fit returns the History so far. fit resets it to false when it starts.
+  bool stop_training = false;
 
   /// Loss of (x, y) in the inference phase, batch-size-weighted over batches.
   Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32) {
@@ -204,7 +213,9 @@ class Sequential {
     check_data("train_on_batch", x, y);
     batch_x_ = x;
     batch_y_ = y;
-    return train_step();
+    const Scalar loss = forward_loss();
+    backward_update();
+    return loss;
   }
   /// Loss of exactly this batch in the inference phase.
   Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
@@ -356,8 +367,13 @@ class Sequential {
     }
   }
 
-  /// The training step on batch_x_/batch_y_: forward (training), loss, backward, update.
-  Scalar train_step();
+  /// The training step on batch_x_/batch_y_, in two halves so that fit can
+  /// ask its callbacks between them whether to apply the update:
+  /// forward (training phase) and the loss with its gradient, then backward and update.
+  Scalar forward_loss();
+  void backward_update();
+  /// The names every epoch's logs hold, in History order.
+  std::vector<std::string> log_names(bool validation) const;
   Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size, const char* prefix);
   void check_fit_options(const FitOptions<Scalar>& options) const;
 

@@ -10,7 +10,7 @@
 namespace minidl {
 
 template <class Scalar>
-Scalar Sequential<Scalar>::train_step() {
+Scalar Sequential<Scalar>::forward_loss() {
   // Forward, training phase. Layer i's input is layer i-1's output buffer.
   const Matrix<Scalar>* h = &batch_x_;
   for (auto& l : layers_) h = &l->forward(*h, Phase::training);
@@ -18,8 +18,11 @@ Scalar Sequential<Scalar>::train_step() {
 
   // The loss and its gradient, before any update: this is what fit reports.
   loss_grad_.resize(y_pred.rows(), y_pred.cols());
-  const Scalar loss = loss_->value(y_pred, batch_y_, &loss_grad_);
+  return loss_->value(y_pred, batch_y_, &loss_grad_);
+}
 
+template <class Scalar>
+void Sequential<Scalar>::backward_update() {
   // Backward down to the lowest layer that has trainable parameters: below it
   // nothing would use the gradient (a frozen base costs no backward pass).
   std::size_t lowest = layers_.size();
@@ -43,7 +46,6 @@ Scalar Sequential<Scalar>::train_step() {
         optimizer_->update(slot, p.values(), Eigen::Map<const Vector<Scalar>>(p.grad, p.size));
       ++slot;
     }
-  return loss;
 }
 
 template <class Scalar>
@@ -78,6 +80,19 @@ void Sequential<Scalar>::check_fit_options(const FitOptions<Scalar>& options) co
   if (options.verbose > 0 && options.out == nullptr)
     throw ValueError("Sequential::fit: out must not be null when verbose > 0");
   if (options.validation_data) check_data("fit (validation_data)", options.validation_data->x, options.validation_data->y);
+  for (std::size_t i = 0; i < options.callbacks.size(); ++i)
+    if (!options.callbacks[i]) throw ValueError(detail::message("Sequential::fit: callbacks[", i, "] is null"));
+}
+
+template <class Scalar>
+std::vector<std::string> Sequential<Scalar>::log_names(bool validation) const {
+  std::vector<std::string> names{"loss"};
+  for (Metric m : metrics_) names.emplace_back(metric_name(m));
+  if (validation) {
+    const std::size_t training = names.size();
+    for (std::size_t i = 0; i < training; ++i) names.push_back("val_" + names[i]);
+  }
+  return names;
 }
 
 template <class Scalar>
@@ -97,7 +112,10 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   Logs logs;
   std::vector<double> metric_sums(metrics_.size());
 
-  for (int epoch = 0; epoch < options.epochs; ++epoch) {
+  stop_training = false;
+  const std::vector<std::string> names = log_names(options.validation_data.has_value());
+  for (auto& cb : options.callbacks) cb->on_train_begin(*this, names);
+  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     if (options.shuffle)  // Fisher–Yates with the seeded generator
       for (std::size_t i = order_.size(); i > 1; --i)
@@ -117,7 +135,11 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
         batch_x_.row(r) = x.row(sample);
         batch_y_.row(r) = y.row(sample);
       }
-      const Scalar batch_loss = train_step();
+      const Scalar batch_loss = forward_loss();
+      // Callbacks may veto the update (TerminateOnNaN on a non-finite loss).
+      bool update = true;
+      for (auto& cb : options.callbacks) update = cb->on_batch_loss(*this, epoch, step, batch_loss) && update;
+      if (update) backward_update();
       // Metrics on the same pre-update training-phase outputs as the loss.
       const Matrix<Scalar>& y_pred = layers_.back()->output();
       seen += n;
@@ -129,6 +151,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
       }
       progress.update(step + 1, logs);
       for (auto& cb : options.callbacks) cb->on_batch_end(*this, step, logs);
+      if (stop_training) break;  // Keras 3: the epoch ends here, its bookkeeping below still runs
     }
 
     // Validation after the epoch's last update, in the inference phase: the
@@ -141,6 +164,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
     progress.end_epoch(logs);
     for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
   }
+  for (auto& cb : options.callbacks) cb->on_train_end(*this, logs);
   return history;
 }
 

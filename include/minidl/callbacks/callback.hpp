@@ -1,0 +1,105 @@
+// minidl — Callback: hooks that fit calls around training, epochs and
+// batches, as Keras callbacks; LambdaCallback and LearningRateScheduler.
+//
+// The order of the calls in one fit (Keras 3's):
+//   on_train_begin
+//   for each epoch:  on_epoch_begin
+//                    for each batch:  on_batch_loss (before the update), on_batch_end
+//                                     -> model.stop_training ends the epoch here
+//                    validation, on_epoch_end
+//                                     -> model.stop_training ends fit here
+//   on_train_end
+// A callback may inspect or evaluate the model: evaluate/predict run in the
+// inference phase and have no side effects, so they do not change the run.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../history.hpp"
+#include "../tensor.hpp"
+
+namespace minidl {
+
+template <class Scalar>
+class Sequential;
+
+template <class Scalar>
+class Callback {
+ public:
+  virtual ~Callback() = default;
+
+  /// Once per fit, before the first epoch. `log_names` are the names every
+  /// epoch's logs will hold, in History order ("loss", metrics, then "val_..."
+  /// with validation data), so a callback can reject a name it needs before
+  /// any weight changes. (Keras passes no names here.)
+  virtual void on_train_begin(Sequential<Scalar>& model, const std::vector<std::string>& log_names) {
+    (void)model, (void)log_names;
+  }
+  /// Before epoch `epoch` (0-based) starts: the place to change the learning rate.
+  virtual void on_epoch_begin(Sequential<Scalar>& model, int epoch) { (void)model, (void)epoch; }
+  /// After the batch's training-phase loss is computed, before the backward
+  /// pass and the optimizer update. Return false to skip this batch's update
+  /// (TerminateOnNaN does, for a non-finite loss); fit then goes on with
+  /// on_batch_end as usual. Called every batch: must not allocate. (No Keras
+  /// counterpart: Keras's train step is one compiled function.)
+  virtual bool on_batch_loss(Sequential<Scalar>& model, int epoch, Index batch, Scalar loss) {
+    (void)model, (void)epoch, (void)batch, (void)loss;
+    return true;
+  }
+  /// After each batch's update. `logs` holds the epoch's running means so far.
+  virtual void on_batch_end(Sequential<Scalar>& model, Index batch, const Logs& logs) {
+    (void)model, (void)batch, (void)logs;
+  }
+  /// After the epoch's validation. `logs` holds the epoch's values (those in History).
+  virtual void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) {
+    (void)model, (void)epoch, (void)logs;
+  }
+  /// Once per fit, after the last epoch, also when training stopped early.
+  /// `logs` are the last epoch's (empty if no epoch ran).
+  virtual void on_train_end(Sequential<Scalar>& model, const Logs& logs) { (void)model, (void)logs; }
+};
+
+/// A callback from lambdas; unset hooks do nothing.
+template <class Scalar>
+struct LambdaCallback : Callback<Scalar> {
+  std::function<void(Sequential<Scalar>&)> train_begin;
+  std::function<void(Sequential<Scalar>&, int)> epoch_begin;
+  std::function<void(Sequential<Scalar>&, Index, const Logs&)> batch_end;
+  std::function<void(Sequential<Scalar>&, int, const Logs&)> epoch_end;
+  std::function<void(Sequential<Scalar>&, const Logs&)> train_end;
+
+  void on_train_begin(Sequential<Scalar>& model, const std::vector<std::string>&) override {
+    if (train_begin) train_begin(model);
+  }
+  void on_epoch_begin(Sequential<Scalar>& model, int epoch) override {
+    if (epoch_begin) epoch_begin(model, epoch);
+  }
+  void on_batch_end(Sequential<Scalar>& model, Index batch, const Logs& logs) override {
+    if (batch_end) batch_end(model, batch, logs);
+  }
+  void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
+    if (epoch_end) epoch_end(model, epoch, logs);
+  }
+  void on_train_end(Sequential<Scalar>& model, const Logs& logs) override {
+    if (train_end) train_end(model, logs);
+  }
+};
+
+/// Keras's LearningRateScheduler: before each epoch, lr = schedule(epoch, current lr).
+template <class Scalar>
+class LearningRateScheduler : public Callback<Scalar> {
+ public:
+  explicit LearningRateScheduler(std::function<Scalar(int epoch, Scalar learning_rate)> schedule)
+      : schedule_(std::move(schedule)) {}
+  void on_epoch_begin(Sequential<Scalar>& model, int epoch) override {
+    model.optimizer().set_learning_rate(schedule_(epoch, model.optimizer().learning_rate()));
+  }
+
+ private:
+  std::function<Scalar(int, Scalar)> schedule_;
+};
+
+}  // namespace minidl
