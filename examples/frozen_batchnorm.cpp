@@ -21,8 +21,15 @@
 //       fix 3   minidl's default: a frozen BN uses its moving statistics in both phases.
 //  4. Print explain_gap's table for the legacy case.
 //
-// Usage: frozen_batchnorm [DATA_DIR] [--dense]   (default: /usr/share/datasets/fashion-mnist)
+// Usage: frozen_batchnorm [DATA_DIR] [--dense] [--curves DIR]
+//   DATA_DIR   default: /usr/share/datasets/fashion-mnist
+//   --curves   also write the loss curves, one CSV per case (CSVLogger):
+//              DIR/legacy.csv, fix1.csv, fix2.csv, fix3.csv with fit's loss and
+//              val_loss per epoch, the validation data being the same
+//              fine-tuning images (so val_loss is evaluate's number after each
+//              epoch); scripts/plot_curves.sh DIR OUT.png draws them.
 #include <cstdio>
+#include <filesystem>
 #include <initializer_list>
 #include <iostream>
 #include <minidl/fashion_mnist.hpp>
@@ -148,16 +155,45 @@ FitOptions<float> fine_tune_options() {
   return options;
 }
 
+// With --curves: validation on the training images themselves and a CSV of
+// every epoch. Validation runs in the inference phase and changes nothing, so
+// the training run is the same with or without it.
+FitOptions<float> curve_options(const std::string& curves_dir, const char* file, const Matrix<float>& x,
+                                const Matrix<float>& y) {
+  FitOptions<float> options = fine_tune_options();
+  if (curves_dir.empty()) return options;
+  options.validation_data = ValidationData<float>{x, y};
+  options.callbacks.push_back(
+      std::make_shared<CSVLogger<float>>((std::filesystem::path(curves_dir) / file).string()));
+  return options;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string dir = default_fashion_mnist_dir();
   bool dense = false;
+  std::string curves_dir;
   for (int i = 1; i < argc; ++i) {
-    if (std::string(argv[i]) == "--dense")
+    if (std::string(argv[i]) == "--dense") {
       dense = true;
-    else
+    } else if (std::string(argv[i]) == "--curves") {
+      if (i + 1 == argc) {
+        std::cerr << "frozen_batchnorm: --curves needs a directory\n";
+        return 2;
+      }
+      curves_dir = argv[++i];
+    } else {
       dir = argv[i];
+    }
+  }
+  if (!curves_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(curves_dir, error);
+    if (error) {
+      std::cerr << "frozen_batchnorm: cannot create " << curves_dir << ": " << error.message() << '\n';
+      return 2;
+    }
   }
   FashionMnist<float> data;
   try {
@@ -197,10 +233,12 @@ int main(int argc, char** argv) {
 
   std::vector<Outcome> outcomes;
   Sequential<float> legacy_model = regression_model(base);
+  const char* const curve_files[] = {"legacy.csv", "fix1.csv", "fix2.csv", "fix3.csv"};
   for (const char* name : {"legacy: frozen BN, batch statistics", "fix 1: BN trainable",
                            "fix 2: split, train top on features", "fix 3: frozen BN, moving statistics"}) {
     Outcome outcome;
     outcome.name = name;
+    const char* curve_file = curve_files[outcomes.size()];
     Sequential<float> model = regression_model(base);
     model.freeze(0, base_size);
     const bool legacy = outcomes.empty();
@@ -212,10 +250,10 @@ int main(int argc, char** argv) {
       auto [front, top] = model.split(base_size);
       const Matrix<float> features = front.predict(tune.x);
       top.compile(MeanSquaredError{}, Adam<float>{3e-3f});
-      outcome.history = top.fit(features, tune.y, fine_tune_options());
+      outcome.history = top.fit(features, tune.y, curve_options(curves_dir, curve_file, features, tune.y));
     } else {
       model.compile(MeanSquaredError{}, Adam<float>{3e-3f});
-      outcome.history = model.fit(tune.x, tune.y, fine_tune_options());
+      outcome.history = model.fit(tune.x, tune.y, curve_options(curves_dir, curve_file, tune.x, tune.y));
     }
     model.compile(MeanSquaredError{}, Adam<float>{1e-3f});  // evaluate the whole model
     outcome.fit_loss = outcome.history.loss().back();
@@ -237,6 +275,9 @@ int main(int argc, char** argv) {
   // What this example demonstrates; a non-zero exit if it does not hold.
   bool ok = outcomes[0].evaluate > 3 * outcomes[0].fit_loss;
   for (std::size_t i = 1; i < outcomes.size(); ++i) ok = ok && outcomes[i].evaluate < 1.5 * outcomes[i].fit_loss;
+  if (!curves_dir.empty())
+    std::printf("\nLoss curves written to %s (plot them with scripts/plot_curves.sh %s OUT.png)\n", curves_dir.c_str(),
+                curves_dir.c_str());
   if (!ok) std::printf("FAILED: expected the legacy gap (evaluate > 3x fit) and no such gap with the fixes\n");
   return ok ? 0 : 1;
 }
