@@ -33,6 +33,8 @@ struct FitOptions {
   std::ostream* out = &std::cout;                         ///< where progress goes
   /// Redraw the bar during the epoch: unset means "only if `out` is a terminal".
   std::optional<bool> live_progress{};
+  /// Called in this order at each hook (callbacks/callback.hpp); none may be null.
+  /// The Keras callbacks (EarlyStopping, CSVLogger, ...) are in callbacks.hpp.
   std::vector<std::shared_ptr<Callback<Scalar>>> callbacks{};
 };
 
