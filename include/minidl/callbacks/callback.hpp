@@ -10,7 +10,9 @@
 //                                     -> model.stop_training ends fit here
 //   on_train_end
 // A callback may inspect or evaluate the model: evaluate/predict run in the
-// inference phase and have no side effects, so they do not change the run.
+// inference phase and have no side effects, so they do not change the run —
+// except in on_batch_loss, where the layers still hold the batch's forward
+// pass for the backward pass that follows.
 #pragma once
 
 #include <functional>
@@ -43,8 +45,10 @@ class Callback {
   /// After the batch's training-phase loss is computed, before the backward
   /// pass and the optimizer update. Return false to skip this batch's update
   /// (TerminateOnNaN does, for a non-finite loss); fit then goes on with
-  /// on_batch_end as usual. Called every batch: must not allocate. (No Keras
-  /// counterpart: Keras's train step is one compiled function.)
+  /// on_batch_end as usual. Called every batch: should not allocate; must not
+  /// run the model (no evaluate/predict: the backward pass needs this batch's
+  /// forward state). (No Keras counterpart: Keras's train step is one
+  /// compiled function.)
   virtual bool on_batch_loss(Sequential<Scalar>& model, int epoch, Index batch, Scalar loss) {
     (void)model, (void)epoch, (void)batch, (void)loss;
     return true;
