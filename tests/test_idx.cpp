@@ -1,7 +1,10 @@
 // IDX reader: the committed fixture in tests/data/idx/ (made by
-// scripts/make_idx_fixture.py), every broken variant, one_hot, the
+// scripts/make_idx_fixture.py), every broken variant, the same bytes through
+// parse_idx, what fuzzing found (tests/fuzz/), a pipe, one_hot, the
 // Fashion-MNIST loader on fake folders and, where installed, on the real data.
 #include <doctest/doctest.h>
+
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -9,6 +12,7 @@
 #include <iterator>
 #include <minidl/fashion_mnist.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -315,4 +319,22 @@ TEST_CASE("idx_to_matrix rejects an array whose bytes do not match its dims") {
   } catch (const minidl::ValueError& e) {
     check_contains(e.what(), "idx_to_matrix: dims 2 x 3 of ubyte do not match the 5 bytes held");
   }
+}
+
+TEST_CASE("read_idx from a pipe: no size to bound by, so the buffer grows only as data arrives") {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "minidl_test_idx_pipe";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string fifo = (dir / "labels.idx").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // The header promises 2^32 - 1 labels; 10 follow. Reading must not allocate 4 GB first.
+  std::thread writer([&] {
+    std::ofstream out(fifo, std::ios::binary);
+    const unsigned char bytes[] = {0, 0, 8, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    out.write(reinterpret_cast<const char*>(bytes), sizeof bytes);
+  });
+  const std::string message = io_error([&] { minidl::read_idx(fifo); });
+  writer.join();
+  check_contains(message, "IDX file '" + fifo + "': truncated data: expected 4294967295 bytes of data, file has 10");
+  std::filesystem::remove_all(dir);
 }

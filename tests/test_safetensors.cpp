@@ -134,6 +134,8 @@ TEST_CASE("parse_safetensors: a hand-made file parses; a broken one names the so
 TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming the source and the problem") {
   const std::string f32_2 = R"("dtype":"F32","shape":[2])";  // a tensor of 8 bytes
   const std::string zeros8(8, '\0'), zeros12(12, '\0');
+  std::string many_ones;  // "1,1,...," (1100 times)
+  for (int i = 0; i < 1100; ++i) many_ones += "1,";
   std::string length_only = file_bytes("");
   length_only[0] = 100;  // header length 100, nothing after it
   std::string huge = file_bytes("{}");
@@ -166,11 +168,11 @@ TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming th
       {"unexpected field", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,8],"offsets":1}})", zeros8),
        "tensor \"w\": unexpected field \"offsets\", expected only dtype, shape and data_offsets"},
       {"unknown dtype", file_bytes(R"({"w":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}})", zeros8),
-       "tensor \"w\": unknown dtype \"F33\", expected \"F32\" or \"F64\""},
+       "tensor \"w\": unknown dtype \"F33\", expected one of F32, F64, BOOL, U8, "},
       {"dtype not a string", file_bytes(R"({"w":{"dtype":32,"shape":[2],"data_offsets":[0,8]}})", zeros8),
        "tensor \"w\": unknown dtype 32"},
-      {"unsupported dtype", file_bytes(R"({"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}})", zeros8),
-       "tensor \"w\": dtype \"BF16\" is not supported, expected \"F32\" or \"F64\""},
+      {"lower-case dtype", file_bytes(R"({"w":{"dtype":"f32","shape":[2],"data_offsets":[0,8]}})", zeros8),
+       "tensor \"w\": unknown dtype \"f32\""},
       {"shape not an array", file_bytes(R"({"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", zeros8),
        "tensor \"w\": shape: expected an array, got 2"},
       {"negative shape", file_bytes(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", zeros8),
@@ -219,8 +221,13 @@ TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming th
        "duplicate key \"w\" in the header JSON"},
       {"duplicate field", file_bytes(R"({"w":{"dtype":"F64",)" + f32_2 + R"(,"data_offsets":[0,8]}})", zeros8),
        "duplicate key \"dtype\" in the header JSON"},
-      {"JSON nested too deep", file_bytes(R"({"__metadata__":{"k":[[1]]}})"),
+      {"JSON nested too deep", file_bytes(R"({"w":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", zeros8),
        "header JSON is nested deeper than the format's 3 levels"},
+      {"metadata value an array", file_bytes(R"({"__metadata__":{"k":["v"]}})"),
+       "__metadata__[\"k\"]: expected a string, got an array or object"},
+      {"tensor entry too long", file_bytes(R"({"w":{"dtype":"F32","shape":[)" + many_ones + "1]}}"),
+       "tensor \"w\": more than 1024 JSON values in its entry"},
+      {"tensor entry a number", file_bytes(R"({"w":5})"), "tensor \"w\": expected an object {dtype, shape, data_offsets}, got 5"},
   };
   CHECK(std::size(cases) >= 20);
   for (const Case& c : cases) {
@@ -281,4 +288,71 @@ TEST_CASE("encode_safetensors rejects bad tensors with a ValueError") {
   check_contains(bad({{"x", minidl::DType::F32, {-2}, x}}), "tensor \"x\": invalid shape [-2]");
   check_contains(bad({{"x", minidl::DType::F32, {2}, nullptr}}), "tensor \"x\": data is null");
   check_contains(bad({{"\xFF", minidl::DType::F32, {2}, x}}), "names and metadata must be valid UTF-8");
+}
+
+TEST_CASE("SafetensorsFile::read converts every dtype of the format, decoded by hand") {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  struct Case {
+    const char* dtype;
+    std::string data;  // little-endian
+    std::vector<double> values;
+  };
+  const Case cases[] = {
+      {"BOOL", std::string("\0\x01", 2), {0, 1}},
+      {"U8", "\xFF\x07", {255, 7}},
+      {"I8", "\xFF\x80", {-1, -128}},
+      {"I16", std::string("\0\x80\x02\x01", 4), {-32768, 258}},
+      {"U16", "\xFF\xFF", {65535}},
+      {"I32", std::string("\0\0\0\x80", 4), {-2147483648.0}},
+      {"U32", "\xFF\xFF\xFF\xFF", {4294967295.0}},
+      {"I64", std::string("\xFD\xFF\xFF\xFF\xFF\xFF\xFF\xFF\0\0\0\0\0\x01\0\0", 16), {-3, 1099511627776.0}},  // 2^40
+      {"U64", std::string("\0\0\0\0\0\0\0\x80", 8), {9223372036854775808.0}},                                // 2^63
+      // F16: 1.0, -2.0, the largest (65504), the smallest subnormal (2^-24), Inf, NaN.
+      {"F16", std::string("\0\x3C\0\xC0\xFF\x7B\x01\0\0\x7C\0\x7E", 12), {1, -2, 65504, std::ldexp(1.0, -24), inf, nan}},
+      // BF16 is the upper half of an F32: 0x3F80 = 1.0, 0xC040 = -3.0, 0x4049 = 3.140625.
+      {"BF16", "\x80\x3F\x40\xC0\x49\x40", {1, -3, 3.140625}},
+      // F8_E5M2 (bias 15): 0x3C = 1.0, 0xC0 = -2.0, 0x01 = 2^-16, 0x7C = Inf.
+      {"F8_E5M2", "\x3C\xC0\x01\x7C", {1, -2, std::ldexp(1.0, -16), inf}},
+      // F8_E4M3 "fn" (bias 7, no Inf): 0x38 = 1.0, 0xB8 = -1.0, 0x7E = 448 (the largest), 0x01 = 2^-9, 0x7F = NaN.
+      {"F8_E4M3", "\x38\xB8\x7E\x01\x7F", {1, -1, 448, std::ldexp(1.0, -9), nan}},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.dtype);
+    const std::string header = std::string(R"({"t":{"dtype":")") + c.dtype + R"(","shape":[)" +
+                               std::to_string(c.values.size()) + R"(],"data_offsets":[0,)" +
+                               std::to_string(c.data.size()) + "]}}";
+    const minidl::SafetensorsFile file = parse(file_bytes(header, c.data));
+    const minidl::TensorEntry& t = file.tensors().at(0);
+    CHECK(minidl::dtype_name(t.dtype) == std::string(c.dtype));
+    CHECK(minidl::dtype_size(t.dtype) * c.values.size() == c.data.size());
+    CHECK(file.raw_bytes(t) == c.data);
+    std::vector<double> d(c.values.size());
+    std::vector<float> f(c.values.size());
+    file.read(t, d.data());
+    file.read(t, f.data());
+    for (std::size_t i = 0; i < c.values.size(); ++i) {
+      CAPTURE(i);
+      if (std::isnan(c.values[i])) {
+        CHECK(std::isnan(d[i]));
+        CHECK(std::isnan(f[i]));
+      } else {
+        CHECK(d[i] == c.values[i]);
+        CHECK(f[i] == static_cast<float>(c.values[i]));
+      }
+    }
+  }
+}
+
+TEST_CASE("write_safetensors writes integer dtypes as given; the bytes come back unchanged") {
+  const std::int64_t counter[1] = {-5};
+  const std::uint16_t halves[2] = {0x3C00, 0xC000};  // F16 1.0, -2.0
+  const std::string bytes = minidl::encode_safetensors(
+      {{"bn.num_batches_tracked", minidl::DType::I64, {}, counter}, {"h", minidl::DType::F16, {2}, halves}}, {});
+  const minidl::SafetensorsFile file = parse(bytes);
+  CHECK(file.raw_bytes(*file.find("bn.num_batches_tracked")) == std::string("\xFB\xFF\xFF\xFF\xFF\xFF\xFF\xFF", 8));
+  CHECK(file.raw_bytes(*file.find("h")) == std::string("\0\x3C\0\xC0", 4));
+  double h[2];
+  file.read(*file.find("h"), h);
+  CHECK(h[0] == 1.0);
+  CHECK(h[1] == -2.0);
 }

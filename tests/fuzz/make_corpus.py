@@ -2,8 +2,8 @@
 """Writes the seed corpora of the fuzz targets into tests/fuzz/corpus/.
 
 corpus/idx/: small valid IDX files of every element type (plain and gzip'd)
-and a few broken ones; corpus/safetensors/: small valid files (F32, F64, a
-scalar, a zero-sized tensor, metadata) and a few broken ones. The fuzzer
+and a few broken ones; corpus/safetensors/: small valid files (F32, F64, other
+dtypes, a scalar, a zero-sized tensor, metadata) and a few broken ones. The fuzzer
 mutates these, so they only need to reach the interesting code paths.
 Deterministic (gzip mtime 0). Usage: python3 tests/fuzz/make_corpus.py
 """
@@ -26,13 +26,17 @@ def idx(code, fmt, dims, values):
     return head + struct.pack(">%d%s" % (len(values), fmt), *values)
 
 
+# struct codes of some dtypes (F16 as raw 16-bit patterns).
+CODES = {"F32": "f", "F64": "d", "I64": "q", "U8": "B", "F16": "H", "BF16": "H", "BOOL": "?"}
+
+
 def safetensors(tensors, metadata=None, pad=True):
     """tensors: list of (name, dtype, shape, values); laid out in order."""
     header, data = {}, b""
     if metadata is not None:
         header["__metadata__"] = metadata
     for name, dtype, shape, values in tensors:
-        raw = struct.pack("<%d%s" % (len(values), "f" if dtype == "F32" else "d"), *values)
+        raw = struct.pack("<%d%s" % (len(values), CODES[dtype]), *values)
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
         data += raw
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -60,12 +64,15 @@ def main():
           safetensors([("a", "F64", [2], [0.1, -1e300]), ("b", "F32", [], [7]), ("c", "F32", [0, 3], [])],
                       {"format": "pt", "k": "v"}))
     write("safetensors", "empty.safetensors", safetensors([]))
+    write("safetensors", "other-dtypes.safetensors",
+          safetensors([("n", "I64", [], [20]), ("h", "F16", [2], [0x3C00, 0x7E00]), ("b", "BF16", [1], [0x3F80]),
+                       ("u", "U8", [2], [0, 255]), ("q", "BOOL", [1], [True])]))
     write("safetensors", "unpadded.safetensors", safetensors([("x", "F64", [1, 1], [2.5])], pad=False))
     both_at_0 = (b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},'
                  b'"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}')
     write("safetensors", "overlap.safetensors", struct.pack("<Q", len(both_at_0)) + both_at_0 + b"\0" * 4)
-    write("safetensors", "bad-dtype.safetensors",
-          safetensors([("h", "F32", [1], [1])]).replace(b"F32", b"F16"))
+    write("safetensors", "unknown-dtype.safetensors",
+          safetensors([("h", "F32", [1], [1])]).replace(b"F32", b"Q32"))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@
 // "__metadata__": {string: string}. Values are little-endian, row-major.
 //
 // The reader makes the checks of the reference implementation (Hugging Face's
-// safetensors): header within the file and at most 100 MB, starting with '{';
-// tensors tile the data section exactly, without overlaps, gaps or trailing
-// bytes; each tensor's byte range matches dtype size x element count. It is
-// stricter in three ways: duplicate keys, unknown fields in a tensor entry and
-// JSON nesting deeper than the format uses are rejected. minidl reads and
-// writes F32 and F64 only; other dtypes are rejected as unsupported.
+// safetensors): header within the file and at most 100 MiB, starting with
+// '{'; known dtypes; tensors tile the data section exactly, without overlaps,
+// gaps or trailing bytes; each tensor's byte range is dtype size x element
+// count. It is stricter in three ways: duplicate keys, unknown fields in a
+// tensor entry and JSON nested deeper than the format needs are rejected.
+// minidl's models use F32 and F64; the other dtypes (dtype.hpp) are read and
+// converted too, e.g. PyTorch's I64 BatchNorm counter or F16/BF16 weights.
 #pragma once
 
 #include <fcntl.h>
@@ -24,16 +25,19 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "../error.hpp"
 #include "atomic_file.hpp"
+#include "dtype.hpp"
 
 namespace minidl {
 
@@ -42,12 +46,6 @@ class FormatError : public IOError {
  public:
   using IOError::IOError;
 };
-
-/// The dtypes minidl reads and writes.
-enum class DType { F32, F64 };
-
-inline const char* dtype_name(DType dtype) { return dtype == DType::F32 ? "F32" : "F64"; }
-inline std::size_t dtype_size(DType dtype) { return dtype == DType::F32 ? 4 : 8; }
 
 /// One tensor of a parsed file.
 struct TensorEntry {
@@ -65,52 +63,14 @@ struct TensorEntry {
 
 namespace detail {
 
-static_assert(std::numeric_limits<float>::is_iec559 && std::numeric_limits<double>::is_iec559,
-              "safetensors stores IEEE 754 values");
-
-/// Little-endian bytes <-> unsigned integers, whatever the host's byte order.
-template <class U>
-U load_le(const unsigned char* p) {
-  U u = 0;
-  for (std::size_t k = sizeof(U); k-- > 0;) u = static_cast<U>((u << 8) | p[k]);
-  return u;
-}
-template <class U>
-void store_le(U u, unsigned char* p) {
-  for (std::size_t k = 0; k < sizeof(U); ++k, u = static_cast<U>(u >> 8)) p[k] = static_cast<unsigned char>(u & 0xFF);
-}
-template <class F>
-using float_bits_t = std::conditional_t<sizeof(F) == 4, std::uint32_t, std::uint64_t>;
-
-/// Bytes of a tensor of `shape` and `dtype`; false if a dimension is negative
-/// or the size does not fit in size_t.
-inline bool tensor_bytes(const std::vector<std::int64_t>& shape, DType dtype, std::size_t& bytes) {
-  const std::size_t max = std::numeric_limits<std::size_t>::max();
-  bool zero = false, overflow = false;
-  std::size_t n = dtype_size(dtype);
-  for (std::int64_t d : shape) {
-    if (d < 0) return false;
-    if (d == 0) zero = true;
-    else if (n > max / static_cast<std::uint64_t>(d)) overflow = true;
-    else n *= static_cast<std::size_t>(d);
-  }
-  bytes = zero ? 0 : n;
-  return zero || !overflow;
-}
-
-/// "[2, 3]"
-inline std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 [[noreturn]] inline void st_fail(const std::string& source, const std::string& problem) {
   throw FormatError("safetensors file '" + source + "': " + problem);
 }
 
 /// Text cut to 80 bytes for a message (a name or JSON value from a file can be huge).
-inline std::string st_short(std::string text) { return text.size() <= 80 ? text : text.substr(0, 77) + "..."; }
+inline std::string st_short(std::string text, std::size_t max = 80) {
+  return text.size() <= max ? text : text.substr(0, max - 3) + "...";
+}
 
 }  // namespace detail
 
@@ -126,37 +86,37 @@ class SafetensorsFile {
       if (t.name == name) return &t;
     return nullptr;
   }
-  /// Copies the values of `entry` into out[0 .. element_count()), converting
-  /// F32 <-> F64 to T (float or double; F64 -> float rounds to nearest).
+  /// Copies the values of `entry` into out[0 .. element_count()) as T (float
+  /// or double): F32 and F64 are cast directly (F64 -> float rounds to
+  /// nearest), other dtypes go through double. ValueError if `entry` does not
+  /// describe this file's data.
   template <class T>
   void read(const TensorEntry& entry, T* out) const {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "read into float or double");
+    const auto* p = reinterpret_cast<const unsigned char*>(raw_bytes(entry).data());
+    const std::size_t size = dtype_size(entry.dtype), n = (entry.end - entry.begin) / size;
+    if (entry.dtype == DType::F32)
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(detail::load_float<float>(p + 4 * i));
+    else if (entry.dtype == DType::F64)
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(detail::load_float<double>(p + 8 * i));
+    else
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(detail::decode_element(entry.dtype, p + size * i));
+  }
+  /// The stored little-endian bytes of `entry`; ValueError as read.
+  std::string_view raw_bytes(const TensorEntry& entry) const {
     std::size_t bytes = 0;
-    if (!detail::tensor_bytes(entry.shape, entry.dtype, bytes) || entry.begin > entry.end ||
-        entry.end > data_size_ || entry.end - entry.begin != bytes)
-      throw ValueError(detail::message("SafetensorsFile::read: entry '", entry.name, "' (", dtype_name(entry.dtype),
-                                       " ", detail::shape_text(entry.shape), ", bytes [", entry.begin, ", ",
-                                       entry.end, ")) does not describe data of this file (", data_size_,
-                                       " data bytes)"));
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(bytes_.data()) + data_start_ + entry.begin;
-    const std::size_t n = bytes / dtype_size(entry.dtype);
-    if (entry.dtype == DType::F32) convert<float>(p, n, out);
-    else convert<double>(p, n, out);
+    if (!dtype_valid(entry.dtype) || !detail::tensor_bytes(entry.shape, entry.dtype, bytes) ||
+        entry.begin > entry.end || entry.end > data_size_ || entry.end - entry.begin != bytes)
+      throw ValueError(detail::message("SafetensorsFile: entry '", detail::st_short(entry.name), "' (",
+                                       dtype_name(entry.dtype), " ", detail::shape_text(entry.shape), ", bytes [",
+                                       entry.begin, ", ", entry.end, ")) does not describe data of this file (",
+                                       data_size_, " data bytes)"));
+    return std::string_view(bytes_).substr(data_start_ + entry.begin, bytes);
   }
 
  private:
   friend SafetensorsFile parse_safetensors(std::string bytes, const std::string& source,
                                            std::size_t max_header_bytes);
-  template <class Stored, class T>
-  static void convert(const unsigned char* p, std::size_t n, T* out) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto bits = detail::load_le<detail::float_bits_t<Stored>>(p + i * sizeof(Stored));
-      Stored v;
-      std::memcpy(&v, &bits, sizeof v);
-      out[i] = static_cast<T>(v);
-    }
-  }
-
   std::string bytes_;  // the whole file
   std::size_t data_start_ = 0, data_size_ = 0;
   std::map<std::string, std::string> metadata_;
@@ -164,36 +124,6 @@ class SafetensorsFile {
 };
 
 namespace detail {
-
-/// Parses the JSON header. Rejects duplicate keys (the JSON standard leaves
-/// them undefined; nlohmann would keep the last) and nesting deeper than the
-/// format's three levels (object > tensor > shape) while parsing.
-inline nlohmann::json st_parse_json(const char* begin, const char* end, const std::string& source) {
-  using json = nlohmann::json;
-  std::vector<std::set<std::string>> keys;  // keys seen in each open object
-  int depth = 0;
-  const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) {
-      if (++depth > 3) st_fail(source, "header JSON is nested deeper than the format's 3 levels");
-      if (event == json::parse_event_t::object_start) keys.emplace_back();
-    } else if (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end) {
-      --depth;
-      if (event == json::parse_event_t::object_end) keys.pop_back();
-    } else if (event == json::parse_event_t::key && !keys.back().insert(parsed.get<std::string>()).second) {
-      st_fail(source, "duplicate key \"" + parsed.get<std::string>() + "\" in the header JSON");
-    }
-    return true;
-  };
-  try {
-    return json::parse(begin, end, callback);
-  } catch (const json::exception& e) {
-    std::string what = e.what();  // may quote raw bytes: keep it short and printable
-    if (what.size() > 200) what = what.substr(0, 200) + "...";
-    for (char& c : what)
-      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '?';
-    st_fail(source, "header is not valid JSON: " + what);
-  }
-}
 
 /// Validates one tensor entry of the header (`data_size`: bytes of the data section).
 inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, std::size_t data_size,
@@ -209,12 +139,11 @@ inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, s
   TensorEntry t;
   t.name = name;
   const nlohmann::json &dtype = v["dtype"], &shape = v["shape"], &offsets = v["data_offsets"];
-  static const std::set<std::string> others = {"BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "I16", "U16",
-                                                "F16",  "BF16", "I32", "U32",     "I64",     "U64"};
-  if (dtype == "F32" || dtype == "F64") t.dtype = dtype == "F32" ? DType::F32 : DType::F64;
-  else if (dtype.is_string() && others.count(dtype.get<std::string>()))
-    fail("dtype ", dtype.dump(), " is not supported, expected \"F32\" or \"F64\"");
-  else fail("unknown dtype ", st_short(dtype.dump()), ", expected \"F32\" or \"F64\"");
+  const auto* known = std::find(std::begin(dtype_names), std::end(dtype_names), dtype);
+  if (known == std::end(dtype_names))
+    fail("unknown dtype ", st_short(dtype.dump()), ", expected one of F32, F64, BOOL, U8, I8, I16, U16, I32, U32, ",
+         "I64, U64, F16, BF16, F8_E5M2, F8_E4M3");
+  t.dtype = static_cast<DType>(known - std::begin(dtype_names));
   if (!shape.is_array()) fail("shape: expected an array, got ", st_short(shape.dump()));
   for (const nlohmann::json& dim : shape) {
     if (!dim.is_number_unsigned() || dim.get<std::uint64_t>() > std::uint64_t{INT64_MAX})
@@ -239,10 +168,60 @@ inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, s
   return t;
 }
 
+/// Parses the JSON header, validating each tensor entry into `tensors` as
+/// soon as it has been read and dropping its JSON, so that memory stays
+/// proportional to the header's size. Rejects while parsing: duplicate keys
+/// (the JSON standard leaves them undefined; nlohmann would keep the last),
+/// nesting deeper than the format's three levels (object > tensor > shape),
+/// tensor entries of more than 1024 JSON values and metadata values that are
+/// arrays or objects. Returns what is left: at most "__metadata__".
+inline nlohmann::json st_parse_header(const char* begin, const char* end, std::size_t data_size,
+                                      const std::string& source, std::vector<TensorEntry>& tensors) {
+  using json = nlohmann::json;
+  using E = json::parse_event_t;
+  std::vector<std::set<std::string>> keys;  // keys seen in each open object
+  std::string name, key;                    // the current top-level key, the current key
+  int depth = 0;                            // 1 in the top-level object, 2 in a tensor entry
+  std::size_t values = 0;                   // JSON values in the current tensor entry
+  const json::parser_callback_t callback = [&](int, E event, json& parsed) {
+    const bool start = event == E::object_start || event == E::array_start;
+    const bool metadata = name == "__metadata__";
+    if (start && ++depth > 3) st_fail(source, "header JSON is nested deeper than the format's 3 levels");
+    if (start && depth == 2) values = 0;
+    if (start && depth == 3 && metadata)
+      st_fail(source, "__metadata__[\"" + st_short(key) + "\"]: expected a string, got an array or object");
+    if ((start || event == E::value) && depth >= 2 && !metadata && ++values > 1024)
+      st_fail(source, "tensor \"" + st_short(name) + "\": more than 1024 JSON values in its entry");
+    if (event == E::object_start) keys.emplace_back();
+    if (event == E::object_end) keys.pop_back();
+    if (event == E::key) {
+      key = parsed.get<std::string>();
+      if (!keys.back().insert(key).second) st_fail(source, "duplicate key \"" + st_short(key) + "\" in the header JSON");
+      if (depth == 1) name = key;
+    }
+    const bool ended = (event == E::object_end || event == E::array_end) && --depth == 1;
+    if (!metadata && (ended || (event == E::value && depth == 1))) {
+      tensors.push_back(st_tensor(name, parsed, data_size, source));
+      return false;  // validated: drop its JSON
+    }
+    return true;
+  };
+  try {
+    return json::parse(begin, end, callback);
+  } catch (const json::exception& e) {
+    std::string what = st_short(e.what(), 300);  // may quote raw bytes: keep it short and printable
+    for (char& c : what)
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '?';
+    st_fail(source, "header is not valid JSON: " + what);
+  }
+}
+
 }  // namespace detail
 
 /// Validates a whole file held in `bytes` (see the top of this file); throws
 /// FormatError naming `source`, the field and the expected vs actual value.
+/// Nothing is allocated for the header before its length is checked against
+/// `max_header_bytes` and the file's size.
 inline SafetensorsFile parse_safetensors(std::string bytes, const std::string& source,
                                          std::size_t max_header_bytes = 100u << 20) {
   using detail::st_short;
@@ -258,15 +237,12 @@ inline SafetensorsFile parse_safetensors(std::string bytes, const std::string& s
   SafetensorsFile file;
   file.data_start_ = static_cast<std::size_t>(8 + n);
   file.data_size_ = bytes.size() - file.data_start_;
-  const nlohmann::json header = detail::st_parse_json(bytes.data() + 8, bytes.data() + 8 + n, source);
-  if (!header.is_object()) fail("header is not a JSON object but ", header.type_name());
-  for (const auto& item : header.items()) {
-    if (item.key() != "__metadata__") {
-      file.tensors_.push_back(detail::st_tensor(item.key(), item.value(), file.data_size_, source));
-      continue;
-    }
-    if (!item.value().is_object()) fail("__metadata__: expected an object, got ", st_short(item.value().dump()));
-    for (const auto& m : item.value().items()) {
+  const nlohmann::json rest = detail::st_parse_header(bytes.data() + 8, bytes.data() + 8 + n, file.data_size_,
+                                                      source, file.tensors_);
+  if (rest.contains("__metadata__")) {
+    const nlohmann::json& metadata = rest["__metadata__"];
+    if (!metadata.is_object()) fail("__metadata__: expected an object, got ", st_short(metadata.dump()));
+    for (const auto& m : metadata.items()) {
       if (!m.value().is_string())
         fail("__metadata__[\"", st_short(m.key()), "\"]: expected a string, got ", st_short(m.value().dump()));
       file.metadata_[m.key()] = m.value().get<std::string>();
@@ -303,30 +279,29 @@ inline SafetensorsFile parse_safetensors(const unsigned char* bytes, std::size_t
 
 /// Reads and validates a file; IOError if it is missing, unreadable or a directory.
 inline SafetensorsFile read_safetensors(const std::string& path) {
-  const auto fail = [&](const std::string& what, int err) {
+  const auto fail = [&](const char* what, int err) {
     throw IOError("safetensors file '" + path + "': " + what + ": " + std::strerror(err));
   };
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open", errno);
-  struct Closer { int fd; ~Closer() { ::close(fd); } } closer{fd};
+  const struct Closer { int fd; ~Closer() { ::close(fd); } } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) fail("cannot stat", errno);
   if (S_ISDIR(st.st_mode)) fail("cannot read", EISDIR);
   std::string bytes;
   if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<std::size_t>(st.st_size));
   char buffer[1 << 16];
-  for (;;) {
-    const ::ssize_t r = ::read(fd, buffer, sizeof buffer);
+  for (::ssize_t r; (r = ::read(fd, buffer, sizeof buffer)) != 0;) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) fail("read error", errno);
-    if (r == 0) break;
     bytes.append(buffer, static_cast<std::size_t>(r));
   }
   return parse_safetensors(std::move(bytes), path);
 }
 
-/// One tensor to write: `data` points to element_count values of `dtype`
-/// (float for F32, double for F64), row-major.
+/// One tensor to write: `data` points to element_count() values of `dtype`
+/// in the host's representation (float for F32, double for F64, int64_t for
+/// I64, raw 16-bit patterns for F16/BF16, ...), row-major.
 struct TensorToWrite {
   std::string name;
   DType dtype = DType::F32;
@@ -337,8 +312,8 @@ struct TensorToWrite {
 /// Serializes to the bytes of a safetensors file: tensors laid out in the
 /// given order, the header padded with spaces to a multiple of 8 bytes (as
 /// the reference implementation does, so the data section is 8-aligned).
-/// Throws ValueError for a bad name (empty metadata key allowed), a duplicate,
-/// a negative dimension or null data.
+/// Throws ValueError for a duplicate or reserved name, text that is not
+/// UTF-8, a negative dimension or null data.
 inline std::string encode_safetensors(const std::vector<TensorToWrite>& tensors,
                                       const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -346,10 +321,11 @@ inline std::string encode_safetensors(const std::vector<TensorToWrite>& tensors,
   std::vector<std::size_t> sizes;
   std::size_t offset = 0;
   for (const TensorToWrite& t : tensors) {
-    const std::string what = "encode_safetensors: tensor \"" + t.name + "\": ";
+    const std::string what = "encode_safetensors: tensor \"" + detail::st_short(t.name) + "\": ";
     std::size_t bytes = 0;
     if (t.name == "__metadata__") throw ValueError(what + "the name is reserved for the metadata");
     if (header.contains(t.name)) throw ValueError(what + "duplicate name");
+    if (!dtype_valid(t.dtype)) throw ValueError(what + "invalid dtype");
     if (!detail::tensor_bytes(t.shape, t.dtype, bytes) || bytes > std::numeric_limits<std::size_t>::max() - offset)
       throw ValueError(what + "invalid shape " + detail::shape_text(t.shape));
     if (bytes > 0 && t.data == nullptr) throw ValueError(what + "data is null");
@@ -372,12 +348,16 @@ inline std::string encode_safetensors(const std::vector<TensorToWrite>& tensors,
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const std::size_t size = dtype_size(tensors[i].dtype);
     const auto* in = static_cast<const unsigned char*>(tensors[i].data);
-    for (std::size_t k = 0; k < sizes[i]; k += size, p += size) {
-      std::uint64_t wide = 0;  // the value's bits (memcpy: no aliasing)
-      std::uint32_t narrow = 0;
-      if (size == 4) std::memcpy(&narrow, in + k, 4), detail::store_le(narrow, p);
-      else std::memcpy(&wide, in + k, 8), detail::store_le(wide, p);
-    }
+    const auto store = [&](auto bits) {  // each value's bits, little-endian (memcpy: no aliasing)
+      for (std::size_t k = 0; k < sizes[i]; k += size, p += size) {
+        std::memcpy(&bits, in + k, size);
+        detail::store_le(bits, p);
+      }
+    };
+    if (size == 1) store(std::uint8_t{});
+    else if (size == 2) store(std::uint16_t{});
+    else if (size == 4) store(std::uint32_t{});
+    else store(std::uint64_t{});
   }
   return out;
 }
