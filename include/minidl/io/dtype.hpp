@@ -1,5 +1,6 @@
 // minidl — the element types (dtypes) of the safetensors format, their sizes
-// and names, and the little-endian encoding of their values.
+// and names, the little-endian encoding of their values, and the size and
+// message helpers that the safetensors reader and writer share.
 #pragma once
 
 #include <cmath>
@@ -120,6 +121,11 @@ inline std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::string s = "[";
   for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+/// Text cut to 80 bytes for a message (a name or JSON value from a file can be huge).
+inline std::string st_short(std::string text, std::size_t max = 80) {
+  return text.size() <= max ? text : text.substr(0, max - 3) + "...";
 }
 
 }  // namespace detail
