@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../activation.hpp"
+#include "../detail/gemm.hpp"
 #include "../initializers.hpp"
 #include "window2d.hpp"
 
@@ -129,12 +130,12 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
     }
     const ConstRows dZ(dz->data(), cols_.rows(), filters_);  // (N·H_out·W_out) x F, no copy
     if (!this->frozen()) {
-      grad_kernel_.noalias() = cols_.transpose() * dZ;  // dK = colsᵀ·dZ        ((kh·kw·C) x F)
+      detail::gemm(cols_.transpose(), dZ, grad_kernel_);  // dK = colsᵀ·dZ        ((kh·kw·C) x F)
       if (options_.use_bias) grad_bias_.noalias() = dZ.colwise().sum().transpose();  // db = Σ_rows dZ  (F)
     }
     if (!dx) return;
     dcols_.resize(cols_.rows(), cols_.cols());
-    dcols_.noalias() = dZ * kernel_.transpose();  // dcols = dZ·Kᵀ   ((N·H_out·W_out) x (kh·kw·C))
+    detail::gemm(dZ, kernel_.transpose(), dcols_);  // dcols = dZ·Kᵀ   ((N·H_out·W_out) x (kh·kw·C))
     // col2im: dx = Σ over the windows that saw each pixel of its dcols entries
     // (the transpose of im2col's copy; padding entries are dropped).
     dx->setZero();
@@ -172,9 +173,8 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
   void convolve(const Matrix<Scalar>& x, Matrix<Scalar>& y) {
     im2col(x);
     Rows Z(y.data(), cols_.rows(), filters_);
-    Z.noalias() = cols_ * kernel_;                            // Z = cols·K
-    if (options_.use_bias) Z.rowwise() += bias_.transpose();  // Z += b, broadcast over rows
-    activate(options_.activation, y, y, filters_);            // y = act(Z), in place (softmax over F)
+    detail::gemm(cols_, kernel_, Z, /*accumulate=*/false, options_.use_bias ? bias_.data() : nullptr);  // Z = cols·K + b
+    activate(options_.activation, y, y, filters_);  // y = act(Z), in place (softmax over F)
   }
 
   // cols row p = the window of output position p, in (i, j, c) order. One

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../activation.hpp"
+#include "../detail/gemm.hpp"
 #include "../initializers.hpp"
 #include "../layer.hpp"
 
@@ -81,11 +82,11 @@ class Dense : public LayerBase<Dense<Scalar>, Scalar> {
       dz = &dz_;
     }
     if (!this->frozen()) {
-      grad_kernel_.noalias() = x.transpose() * *dz;  // dW = xᵀ·dz        (inputs x units)
+      detail::gemm(x.transpose(), *dz, grad_kernel_);  // dW = xᵀ·dz        (inputs x units)
       if (options_.use_bias)
         grad_bias_.noalias() = dz->colwise().sum().transpose();  // db = Σ_n dz[n, :]  (units)
     }
-    if (dx) dx->noalias() = *dz * kernel_.transpose();  // dx = dz·Wᵀ  (N x inputs)
+    if (dx) detail::gemm(*dz, kernel_.transpose(), *dx);  // dx = dz·Wᵀ  (N x inputs)
   }
 
   void collect_parameters(std::vector<Parameter<Scalar>>& out) override {
@@ -109,9 +110,9 @@ class Dense : public LayerBase<Dense<Scalar>, Scalar> {
   }
 
   void affine_activate(const Matrix<Scalar>& x, Matrix<Scalar>& y) const {
-    y.noalias() = x * kernel_;                              // z = x·W   (N x units)
-    if (options_.use_bias) y.rowwise() += bias_.transpose();  // z += b, broadcast over rows
-    activate(activation_, y, y, units());                   // y = act(z), in place
+    // z = x·W + b  (N x units): the bias is added as the product is written.
+    detail::gemm(x, kernel_, y, /*accumulate=*/false, options_.use_bias ? bias_.data() : nullptr);
+    activate(activation_, y, y, units());  // y = act(z), in place
   }
 
   Activation activation_;
