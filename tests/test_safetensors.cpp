@@ -1,6 +1,9 @@
 // safetensors reader and writer (include/minidl/io/safetensors.hpp): round
-// trips, the exact bytes of a tiny file against a hand-written byte string,
-// and a table of malformed files, each with the message it must produce.
+// trips, the exact bytes of a tiny file against a hand-written byte string, a
+// table of malformed files, each with the message it must produce, every
+// dtype decoded against hand-computed bit patterns, and the errors of
+// read_safetensors, SafetensorsFile::read and encode_safetensors.
+// Duplicate keys are detected (while parsing, nlohmann would keep the last).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -211,7 +214,7 @@ TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming th
       {"unused bytes at the end", file_bytes(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,8]}})", zeros12),
        "unused bytes at the end of the data section: tensors end at byte 8 of 12"},
       {"data but no tensors", file_bytes("{}", zeros8), "tensors end at byte 0 of 8"},
-      {"metadata not an object", file_bytes(R"({"__metadata__":["a"]})"), "__metadata__: expected an object, got [\"a\"]"},
+      {"metadata not an object", file_bytes(R"({"__metadata__":"a"})"), "__metadata__: expected an object, got \"a\""},
       {"metadata value not a string", file_bytes(R"({"__metadata__":{"epochs":3}})"),
        "__metadata__[\"epochs\"]: expected a string, got 3"},
       {"metadata null", file_bytes(R"({"__metadata__":null})"), "__metadata__: expected an object, got null"},
@@ -223,11 +226,13 @@ TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming th
        "duplicate key \"dtype\" in the header JSON"},
       {"JSON nested too deep", file_bytes(R"({"w":{"dtype":"F32","shape":[[2]],"data_offsets":[0,8]}})", zeros8),
        "header JSON is nested deeper than the format's 3 levels"},
+      {"metadata an array", file_bytes(R"({"__metadata__":["a"]})"), "__metadata__: expected an object, got an array"},
       {"metadata value an array", file_bytes(R"({"__metadata__":{"k":["v"]}})"),
        "__metadata__[\"k\"]: expected a string, got an array or object"},
       {"tensor entry too long", file_bytes(R"({"w":{"dtype":"F32","shape":[)" + many_ones + "1]}}"),
        "tensor \"w\": more than 1024 JSON values in its entry"},
-      {"tensor entry a number", file_bytes(R"({"w":5})"), "tensor \"w\": expected an object {dtype, shape, data_offsets}, got 5"},
+      {"tensor entry a number", file_bytes(R"({"w":5})"),
+       "tensor \"w\": expected an object {dtype, shape, data_offsets}, got 5"},
   };
   CHECK(std::size(cases) >= 20);
   for (const Case& c : cases) {
@@ -308,7 +313,8 @@ TEST_CASE("SafetensorsFile::read converts every dtype of the format, decoded by 
       {"I64", std::string("\xFD\xFF\xFF\xFF\xFF\xFF\xFF\xFF\0\0\0\0\0\x01\0\0", 16), {-3, 1099511627776.0}},  // 2^40
       {"U64", std::string("\0\0\0\0\0\0\0\x80", 8), {9223372036854775808.0}},                                // 2^63
       // F16: 1.0, -2.0, the largest (65504), the smallest subnormal (2^-24), Inf, NaN.
-      {"F16", std::string("\0\x3C\0\xC0\xFF\x7B\x01\0\0\x7C\0\x7E", 12), {1, -2, 65504, std::ldexp(1.0, -24), inf, nan}},
+      {"F16", std::string("\0\x3C\0\xC0\xFF\x7B\x01\0\0\x7C\0\x7E", 12),
+       {1, -2, 65504, std::ldexp(1.0, -24), inf, nan}},
       // BF16 is the upper half of an F32: 0x3F80 = 1.0, 0xC040 = -3.0, 0x4049 = 3.140625.
       {"BF16", "\x80\x3F\x40\xC0\x49\x40", {1, -3, 3.140625}},
       // F8_E5M2 (bias 15): 0x3C = 1.0, 0xC0 = -2.0, 0x01 = 2^-16, 0x7C = Inf.

@@ -61,15 +61,6 @@ struct TensorEntry {
   }
 };
 
-namespace detail {
-
-[[noreturn]] inline void st_fail(const std::string& source, const std::string& problem) {
-  throw FormatError("safetensors file '" + source + "': " + problem);
-}
-
-
-}  // namespace detail
-
 /// A fully validated file, held in memory.
 class SafetensorsFile {
  public:
@@ -121,6 +112,10 @@ class SafetensorsFile {
 
 namespace detail {
 
+[[noreturn]] inline void st_fail(const std::string& source, const std::string& problem) {
+  throw FormatError("safetensors file '" + source + "': " + problem);
+}
+
 /// Validates one tensor entry of the header (`data_size`: bytes of the data section).
 inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, std::size_t data_size,
                              const std::string& source) {
@@ -169,8 +164,8 @@ inline TensorEntry st_tensor(const std::string& name, const nlohmann::json& v, s
 /// proportional to the header's size. Rejects while parsing: duplicate keys
 /// (the JSON standard leaves them undefined; nlohmann would keep the last),
 /// nesting deeper than the format's three levels (object > tensor > shape),
-/// tensor entries of more than 1024 JSON values and metadata values that are
-/// arrays or objects. Returns what is left: at most "__metadata__".
+/// tensor entries of more than 1024 JSON values, and metadata that is an array
+/// or holds arrays or objects. Returns what is left: at most "__metadata__".
 inline nlohmann::json st_parse_header(const char* begin, const char* end, std::size_t data_size,
                                       const std::string& source, std::vector<TensorEntry>& tensors) {
   using json = nlohmann::json;
@@ -184,7 +179,9 @@ inline nlohmann::json st_parse_header(const char* begin, const char* end, std::s
     const bool metadata = name == "__metadata__";
     if (start && ++depth > 3) st_fail(source, "header JSON is nested deeper than the format's 3 levels");
     if (start && depth == 2) values = 0;
-    if (start && depth == 3 && metadata)
+    if (start && metadata && depth == 2 && event == E::array_start)
+      st_fail(source, "__metadata__: expected an object, got an array");
+    if (start && metadata && depth == 3)
       st_fail(source, "__metadata__[\"" + st_short(key) + "\"]: expected a string, got an array or object");
     if ((start || event == E::value) && depth >= 2 && !metadata && ++values > 1024)
       st_fail(source, "tensor \"" + st_short(name) + "\": more than 1024 JSON values in its entry");
@@ -192,7 +189,8 @@ inline nlohmann::json st_parse_header(const char* begin, const char* end, std::s
     if (event == E::object_end) keys.pop_back();
     if (event == E::key) {
       key = parsed.get<std::string>();
-      if (!keys.back().insert(key).second) st_fail(source, "duplicate key \"" + st_short(key) + "\" in the header JSON");
+      if (!keys.back().insert(key).second)
+        st_fail(source, "duplicate key \"" + st_short(key) + "\" in the header JSON");
       if (depth == 1) name = key;
     }
     const bool ended = (event == E::object_end || event == E::array_end) && --depth == 1;
