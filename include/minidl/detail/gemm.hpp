@@ -71,11 +71,20 @@ inline Buffers& thread_buffers() {
 // A's rows [0, rows) x depth [0, depth) as panels of mr rows, each k-major
 // (the mr values of one k together); rows past the end are zero.
 inline void pack_a(Operand<float> a, Index rows, Index depth, float* out) {
-  for (Index i0 = 0; i0 < rows; i0 += mr) {
+  for (Index i0 = 0; i0 < rows; i0 += mr, out += mr * depth) {
     const Index height = std::min(mr, rows - i0);
-    for (Index p = 0; p < depth; ++p, out += mr) {
-      for (Index r = 0; r < height; ++r) out[r] = a.data[(i0 + r) * a.row_stride + p * a.col_stride];
-      std::fill(out + height, out + mr, 0.0f);
+    if (height < mr) std::fill(out, out + mr * depth, 0.0f);
+    if (a.row_stride == 1) {  // a transposed operand: the mr values of one k are contiguous
+      const float* column = a.data + i0;
+      if (height == mr)  // a fixed count: the copy is inlined
+        for (Index p = 0; p < depth; ++p) std::copy_n(column + p * a.col_stride, mr, out + p * mr);
+      else
+        for (Index p = 0; p < depth; ++p) std::copy_n(column + p * a.col_stride, height, out + p * mr);
+    } else {  // read each row in order, write it spread out by mr
+      for (Index r = 0; r < height; ++r) {
+        const float* row = a.data + (i0 + r) * a.row_stride;
+        for (Index p = 0; p < depth; ++p) out[p * mr + r] = row[p * a.col_stride];
+      }
     }
   }
 }
@@ -83,32 +92,42 @@ inline void pack_a(Operand<float> a, Index rows, Index depth, float* out) {
 // B's depth [0, depth) x columns [0, cols) as panels of nr columns, each row
 // of a panel contiguous; columns past the end are zero.
 inline void pack_b(Operand<float> b, Index depth, Index cols, float* out) {
-  for (Index j0 = 0; j0 < cols; j0 += nr) {
+  for (Index j0 = 0; j0 < cols; j0 += nr, out += nr * depth) {
     const Index width = std::min(nr, cols - j0);
-    for (Index p = 0; p < depth; ++p, out += nr) {
-      const float* row = b.data + p * b.row_stride + j0 * b.col_stride;
-      for (Index c = 0; c < width; ++c) out[c] = row[c * b.col_stride];
-      std::fill(out + width, out + nr, 0.0f);
+    if (width < nr) std::fill(out, out + nr * depth, 0.0f);
+    if (b.col_stride == 1) {
+      for (Index p = 0; p < depth; ++p) std::copy_n(b.data + p * b.row_stride + j0, width, out + p * nr);
+    } else {  // a transposed operand: read each column in order, write it spread out by nr
+      for (Index c = 0; c < width; ++c) {
+        const float* column = b.data + (j0 + c) * b.col_stride;
+        for (Index p = 0; p < depth; ++p) out[p * nr + c] = column[p * b.row_stride];
+      }
     }
   }
 }
 
-// C block (rows x cols, at most mr x nr) = or += packed-A panel · B panel
-// (+ bias[0, cols)). b_stride is the distance between the panel's rows.
-inline void block(Index depth, const float* a, const float* b, Index b_stride, float* c, Index c_stride, Index rows,
-                  Index cols, bool accumulate, const float* bias) {
+// C block (rows x cols, at most mr x nr) = or += A panel · B panel
+// (+ bias[0, cols)). A's value (r, p) is a[r + p·mr] in a packed panel, or
+// a[r·a_row + p] for mr rows of A read in place (packed is a template
+// argument so that the packed loop addresses A with constant offsets).
+// b_stride is the distance between the B panel's rows.
+template <bool packed>
+void block(Index depth, const float* a, Index a_row, const float* b, Index b_stride, float* c, Index c_stride,
+           Index rows, Index cols, bool accumulate, const float* bias) {
+  const Index a_step = packed ? mr : 1;
+  if (packed) a_row = 1;
   __m512 sum[mr][vectors];
 #pragma GCC unroll 16
   for (Index r = 0; r < mr; ++r)
 #pragma GCC unroll 4
     for (Index v = 0; v < vectors; ++v) sum[r][v] = _mm512_setzero_ps();
-  for (Index p = 0; p < depth; ++p, a += mr, b += b_stride) {
+  for (Index p = 0; p < depth; ++p, a += a_step, b += b_stride) {
     __m512 row[vectors];
 #pragma GCC unroll 4
     for (Index v = 0; v < vectors; ++v) row[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 16
     for (Index r = 0; r < mr; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[r]);
+      const __m512 ar = _mm512_set1_ps(a[r * a_row]);
 #pragma GCC unroll 4
       for (Index v = 0; v < vectors; ++v) sum[r][v] = _mm512_fmadd_ps(ar, row[v], sum[r][v]);
     }
@@ -150,16 +169,27 @@ inline void product(Index m, Index n, Index k, Operand<float> a, Operand<float> 
       const float* block_bias = p0 == 0 && bias ? bias + j0 : nullptr;
       for (Index i0 = 0; i0 < m; i0 += mc) {
         const Index height = std::min(mc, m - i0);
-        pack_a(a.at(i0, p0), height, depth, packed_a);
+        // Rows of A contiguous: full panels of mr rows are read in place (their
+        // broadcasts come from mr streams as well as from one); a last,
+        // shorter panel is packed and zero-padded.
+        const Index direct_rows = a.col_stride == 1 ? height / mr * mr : 0;
+        pack_a(a.at(i0 + direct_rows, p0), height - direct_rows, depth, packed_a);
         for (Index jr = 0; jr < width; jr += nr) {
           const Index panel = jr / nr;
           const bool direct = panel < full_panels;
           const float* b_panel = direct ? b_block.data + jr : packed_b + (panel - full_panels) * nr * depth;
           const Index b_stride = direct ? b.row_stride : nr;
-          for (Index ir = 0; ir < height; ir += mr)
-            block(depth, packed_a + ir * depth, b_panel, b_stride, c + (i0 + ir) * c_stride + j0 + jr, c_stride,
-                  std::min(mr, height - ir), std::min(nr, width - jr), add,
-                  block_bias ? block_bias + jr : nullptr);
+          for (Index ir = 0; ir < height; ir += mr) {
+            float* c_block = c + (i0 + ir) * c_stride + j0 + jr;
+            const Index rows = std::min(mr, height - ir), cols = std::min(nr, width - jr);
+            const float* bias_block = block_bias ? block_bias + jr : nullptr;
+            if (ir < direct_rows)
+              block<false>(depth, a.data + (i0 + ir) * a.row_stride + p0, a.row_stride, b_panel, b_stride, c_block,
+                           c_stride, rows, cols, add, bias_block);
+            else
+              block<true>(depth, packed_a + (ir - direct_rows) * depth, 1, b_panel, b_stride, c_block, c_stride, rows,
+                          cols, add, bias_block);
+          }
         }
       }
     }
