@@ -275,10 +275,11 @@ TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchange
                        "Sequential::fit: x is empty (0 samples)", ValueError);
   Matrix<T> bad_x = x;
   bad_x(3, 2) = std::numeric_limits<T>::quiet_NaN();
-  CHECK_THROWS_WITH_AS(model.fit(bad_x, y, quiet<T>()), "Sequential::fit: x contains NaN or Inf", ValueError);
+  CHECK_THROWS_WITH_AS(model.fit(bad_x, y, quiet<T>()), "Sequential::fit: x contains NaN or Inf (nan at row 3, column 2)",
+                       ValueError);
   Matrix<T> bad_y = y;
   bad_y(0, 1) = std::numeric_limits<T>::infinity();
-  CHECK_THROWS_WITH_AS(model.train_on_batch(x, bad_y), "Sequential::train_on_batch: y contains NaN or Inf",
+  CHECK_THROWS_WITH_AS(model.train_on_batch(x, bad_y), "Sequential::train_on_batch: y contains NaN or Inf (inf at row 0, column 1)",
                        ValueError);
   CHECK_THROWS_WITH_AS(model.fit(x, y, quiet<T>(1, 0)), "Sequential::fit: batch_size must be > 0, got 0",
                        ValueError);

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -336,8 +337,15 @@ class Sequential {
       throw ShapeError(detail::message("Sequential::", call, ": ", name, " has ", m.cols(),
                                        " columns, expected ", columns, " (the model's ",
                                        name[0] == 'x' ? "input" : "output", " size)"));
-    if (!m.allFinite())
-      throw ValueError(detail::message("Sequential::", call, ": ", name, " contains NaN or Inf"));
+    // x·0 is 0 for every finite x and NaN for NaN or ±Inf, so the sum is NaN
+    // exactly when some value is not finite: one vectorized pass (Eigen's
+    // allFinite() is a scalar loop, and a data set is checked on every fit).
+    if (std::isfinite((m.array() * Scalar(0)).sum())) return;
+    for (Index i = 0; i < m.rows(); ++i)  // the slow search, only to name the first bad value
+      for (Index j = 0; j < m.cols(); ++j)
+        if (!std::isfinite(m(i, j)))
+          throw ValueError(detail::message("Sequential::", call, ": ", name, " contains NaN or Inf (", m(i, j),
+                                           " at row ", i, ", column ", j, ")"));
   }
   void check_input_data(const char* call, ConstMatrixRef<Scalar> x) const {
     check_matrix(call, "x", x, input_shape().size());
