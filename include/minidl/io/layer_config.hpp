@@ -149,7 +149,9 @@ inline Initializer initializer_field(const ConfigReader& r) {
   using I = Initializer;
   return r.choice("kernel_initializer", {I::glorot_uniform, I::he_uniform, I::he_normal, I::zeros}, to_string);
 }
-inline Padding padding_field(const ConfigReader& r) { return r.choice("padding", {Padding::valid, Padding::same}, to_string); }
+inline Padding padding_field(const ConfigReader& r) {
+  return r.choice("padding", {Padding::valid, Padding::same}, to_string);
+}
 
 /// Appends the layer `config` describes (type `type`) to `model`; the first
 /// layer of the model gets `input` as its input shape. Errors from the

@@ -322,7 +322,8 @@ std::vector<TensorBinding<Scalar>> pytorch_bindings(const Sequential<Scalar>& mo
         b.source.resize(static_cast<std::size_t>(p.size));
         for (Index in = 0; in < inputs; ++in)  // kernel[in, u] = weight[u, in'], in' PyTorch's feature index
           for (Index u = 0; u < units; ++u)
-            b.source[static_cast<std::size_t>(in * units + u)] = u * inputs + (image ? order[static_cast<std::size_t>(in)] : in);
+            b.source[static_cast<std::size_t>(in * units + u)] =
+                u * inputs + (image ? order[static_cast<std::size_t>(in)] : in);
       } else if (conv && p.name == "kernel") {
         const Index F = conv->filters(), C = conv->input_shape()[2];
         const Index kh = conv->kernel_size()[0], kw = conv->kernel_size()[1];
