@@ -1,14 +1,16 @@
 // write_file_atomically (include/minidl/io/atomic_file.hpp): writes and
-// overwrites; a failure between the write and the rename, or a target folder
-// that cannot be written, leaves the old file byte for byte and no temporary
-// file behind.
+// overwrites; a failure between the write and the rename, a write that fails
+// (a file size limit standing in for a full disk), or a target folder that
+// cannot be written leaves the old file byte for byte and no temporary file.
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -146,4 +148,30 @@ TEST_CASE("write_file_atomically: a target folder that cannot be written gives a
   check_contains(m4, "Permission denied");
   CHECK(contents(locked / "w.bin") == "old");
   CHECK(listing(locked) == std::vector<std::string>{"w.bin"});
+}
+
+TEST_CASE("write_file_atomically: a failed write (file size limit) leaves the old file and no temporary file") {
+  const fs::path dir = scratch_dir("short_write");
+  const fs::path path = dir / "big.bin";
+  minidl::write_file_atomically(path.string(), "old");
+  // RLIMIT_FSIZE makes write(2) fail with EFBIG past 4096 bytes, as a full disk would with ENOSPC.
+  struct rlimit saved {};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved) == 0);
+  const auto previous_handler = std::signal(SIGXFSZ, SIG_IGN);  // else the signal ends the process
+  struct rlimit small = saved;
+  small.rlim_cur = 4096;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+  std::string message;
+  try {
+    minidl::write_file_atomically(path.string(), std::string(1 << 20, 'x'));
+  } catch (const minidl::IOError& e) {
+    message = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, previous_handler);
+  INFO("message: ", message);
+  CHECK(message.find("cannot write file '" + path.string() + "': writing the temporary file '") != std::string::npos);
+  CHECK(message.find("File too large") != std::string::npos);
+  CHECK(contents(path) == "old");
+  CHECK(listing(dir) == std::vector<std::string>{"big.bin"});
 }
