@@ -33,7 +33,7 @@
 
 namespace minidl::detail {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;  // keys in the order written: type, name, frozen, config
 
 inline const char* convention_name(BatchNormConvention c) {
   return c == BatchNormConvention::keras ? "keras" : "pytorch";

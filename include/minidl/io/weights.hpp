@@ -211,7 +211,11 @@ void load_weights(Sequential<Scalar>& model, const std::string& path, LoadOption
 // PyTorch nn.ReLU is a minidl ReLU layer, not a Dense activation), or name each
 // layer's module in PyTorchLoadOptions::modules. PyTorch flattens images
 // channels first: a Linear or BatchNorm1d reached from a Flatten of an image
-// gets its features reordered to minidl's channels-last order on load.
+// gets its features reordered to minidl's channels-last order on load (the
+// inputs themselves must be given channels last: NCHW permuted to NHWC).
+// A state_dict holds no padding or stride: a Conv2d with padding=0 is minidl's
+// 'valid'; PyTorch's symmetric padding matches 'same' only for odd kernels at
+// stride 1. Grouped or dilated convolutions have no minidl counterpart.
 
 struct PyTorchLoadOptions {
   /// Tensors the model has no use for are an error; false ignores them.
