@@ -114,6 +114,15 @@ static SafetensorsFile read_pytorch(const std::string& path, std::size_t batch_n
   return file;
 }
 
+TEST_CASE("PyTorch parity: an F64 state_dict loads into a float model (rounded once on load)") {
+  auto model = mlp<float>();
+  load_pytorch_state_dict(model, state_dict<double>("mlp"));
+  const Matrix<float> x = reference("mlp_x").cast<float>();
+  const double error = max_relative_error(model.predict(x), reference("mlp_y64"));
+  MESSAGE("mlp, F64 file into float: max relative error against PyTorch " << error);
+  CHECK(error < 1e-5);
+}
+
 TEST_CASE("load_pytorch_state_dict: where each PyTorch value lands") {
   const SafetensorsFile file = read_pytorch(data("pytorch_cnn_f64.safetensors"), 2);
   const auto tensor = [&](const std::string& name) {
