@@ -53,4 +53,8 @@ echo "check_consumer: run the README's usage program"
 usage="$("$work/consumer/usage" 2>&1)" || { echo "$usage" >&2; fail "the usage program exited with an error"; }
 echo "$usage" | tail -n 8
 grep -q "= inference-phase loss (evaluate)" <<<"$usage" || fail "the usage program printed no explain_gap table"
+echo "check_consumer: run the README's save / load / fine-tune program"
+tuned="$(cd "$work" && "$work/consumer/fine_tune" 2>&1)" || { echo "$tuned" >&2; fail "the fine-tune program exited with an error"; }
+echo "$tuned"
+grep -q "frozen base unchanged" <<<"$tuned" || fail "the fine-tune program's frozen base changed"
 echo "check_consumer: OK (find_package(minidl) works from an installed prefix)"

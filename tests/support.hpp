@@ -1,9 +1,11 @@
-// Helpers shared by the test files: small matrices written out by hand, and
-// seeded random ones.
+// Helpers shared by the test files: small matrices written out by hand,
+// seeded random ones, fixture lines, bitwise comparison, temporary folders.
 #pragma once
 
 #include <doctest/doctest.h>
+#include <stdlib.h>  // mkdtemp (POSIX)
 
+#include <filesystem>
 #include <initializer_list>
 #include <minidl/random.hpp>
 #include <minidl/tensor.hpp>
@@ -47,6 +49,24 @@ inline Matrix<double> read_fixture_matrix(std::istringstream& fields, const std:
   if (fields >> extra) throw std::runtime_error("too many values on fixture line: " + key);
   return m;
 }
+
+/// A fresh, empty directory under /tmp with a unique name, removed with
+/// everything in it when the object goes out of scope.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& prefix = "minidl_test") {
+    std::string pattern = "/tmp/" + prefix + "_XXXXXX";
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path = pattern;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ignored;  // a destructor must not throw; a leftover folder in /tmp is harmless
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
 
 /// True if both lists hold the same tensors, bit for bit.
 template <class Scalar>

@@ -19,17 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh, empty folder under the system's temporary directory.
-fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("minidl_test_atomic_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 std::string contents(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -53,7 +47,8 @@ struct HookReset {
 }  // namespace
 
 TEST_CASE("write_file_atomically: writes a new file, then overwrites it; binary bytes kept") {
-  const fs::path dir = scratch_dir("write");
+  const minidl::test::TempDir scratch("minidl_test_atomic_write");
+  const fs::path dir = scratch.path;
   const fs::path path = dir / "out.bin";
   const std::string first("first\0\xFF\n", 8);
   minidl::write_file_atomically(path.string(), first);
@@ -67,7 +62,8 @@ TEST_CASE("write_file_atomically: writes a new file, then overwrites it; binary 
 
 TEST_CASE("write_file_atomically: a crash between write and rename leaves the old file and no temporary file") {
   HookReset reset;
-  const fs::path dir = scratch_dir("crash");
+  const minidl::test::TempDir scratch("minidl_test_atomic_crash");
+  const fs::path dir = scratch.path;
   const fs::path path = dir / "model.safetensors";
   const std::string old_bytes("old\0contents", 12);
   minidl::write_file_atomically(path.string(), old_bytes);
@@ -95,7 +91,8 @@ TEST_CASE("write_file_atomically: a crash between write and rename leaves the ol
 }
 
 TEST_CASE("write_file_atomically: a target folder that cannot be written gives an IOError naming the path") {
-  const fs::path dir = scratch_dir("unwritable");
+  const minidl::test::TempDir scratch("minidl_test_atomic_unwritable");
+  const fs::path dir = scratch.path;
   const auto io_error = [](const std::string& path) {
     try {
       minidl::write_file_atomically(path, "bytes");
@@ -151,7 +148,8 @@ TEST_CASE("write_file_atomically: a target folder that cannot be written gives a
 }
 
 TEST_CASE("write_file_atomically: a failed write (file size limit) leaves the old file and no temporary file") {
-  const fs::path dir = scratch_dir("short_write");
+  const minidl::test::TempDir scratch("minidl_test_atomic_short_write");
+  const fs::path dir = scratch.path;
   const fs::path path = dir / "big.bin";
   minidl::write_file_atomically(path.string(), "old");
   // RLIMIT_FSIZE makes write(2) fail with EFBIG past 4096 bytes, as a full disk would with ENOSPC.

@@ -17,18 +17,6 @@ using test::bitwise_equal;
 
 namespace {
 
-/// A fresh directory under /tmp, removed with everything in it at the end of the test.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char name[] = "/tmp/minidl_checkpoint_XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
-
 template <class S>
 Sequential<S> make_model() {
   Sequential<S> model(4);
@@ -81,7 +69,7 @@ std::vector<Vector<S>> weights_in(const std::string& path) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("save_best_only keeps the weights of the best epoch", S, float, double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_checkpoint");
   for (const bool lowest : {true, false}) {
     CAPTURE(lowest);
     ModelCheckpointOptions options;
@@ -102,7 +90,7 @@ TEST_CASE_TEMPLATE("save_best_only keeps the weights of the best epoch", S, floa
 }
 
 TEST_CASE("save_best_only with {epoch}: a new file at each strict improvement of the monitor, none otherwise") {
-  TempDir dir;
+  const test::TempDir dir("minidl_checkpoint");
   ModelCheckpointOptions options;
   options.save_best_only = true;  // val_loss, min
   options.save_weights_only = true;
@@ -134,7 +122,7 @@ TEST_CASE("save_best_only with {epoch}: a new file at each strict improvement of
 
 TEST_CASE_TEMPLATE("without save_best_only every epoch is saved; {epoch} is 1-based with Python format specs", S,
                    float, double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_checkpoint");
   auto checkpoint = std::make_shared<ModelCheckpoint<S>>(dir.file("sub/model-{epoch:02d}-{val_loss:.3f}.safetensors"));
   Run<S> run(checkpoint, 3);
   for (int e = 0; e < 3; ++e) {
@@ -167,7 +155,7 @@ TEST_CASE("ModelCheckpoint: mode automatic follows Keras; bad arguments fail bef
   CHECK_THROWS_WITH_AS(ModelCheckpoint<float>("m-{loss:x}"), doctest::Contains("format spec 'x'"), ValueError);
   CHECK(ModelCheckpoint<float>("m{{}}-{epoch:03}").file_path(6, Logs{}) == "m{}-007");
 
-  TempDir dir;
+  const test::TempDir dir("minidl_checkpoint");
   const auto rejected = [&](ModelCheckpointOptions options, const std::string& path, const std::string& message) {
     auto model = make_model<float>();
     const auto before = model.get_weights();

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <minidl/io/weights.hpp>
+#include <minidl/io/pytorch.hpp>
 #include <minidl/minidl.hpp>
 #include <string>
 #include <type_traits>
@@ -105,12 +105,19 @@ TEST_CASE_TEMPLATE("PyTorch parity: Conv2d, BatchNorm2d, MaxPool2d, Flatten, Bat
   check_parity(model, "cnn");
 }
 
-/// A PyTorch file, its I64 counters relabelled (read_safetensors reads F32 and F64 only).
+/// A PyTorch file, read as it is: its I64 counters (num_batches_tracked) are
+/// the only tensors that are neither F32 nor F64.
 static SafetensorsFile read_pytorch(const std::string& path, std::size_t batch_norms) {
-  std::map<std::string, std::string> others;
-  SafetensorsFile file = detail::read_with_other_dtypes(path, others);
-  CHECK(others.size() == batch_norms);  // their num_batches_tracked
-  for (const auto& [name, dtype] : others) CHECK(dtype == "I64");
+  SafetensorsFile file = read_safetensors(path);
+  std::size_t counters = 0;
+  for (const auto& entry : file.tensors())
+    if (entry.dtype != DType::F32 && entry.dtype != DType::F64) {
+      CHECK(entry.dtype == DType::I64);
+      CHECK(entry.name.size() > 20);
+      CHECK(entry.name.substr(entry.name.size() - 20) == ".num_batches_tracked");
+      ++counters;
+    }
+  CHECK(counters == batch_norms);
   return file;
 }
 
@@ -231,9 +238,8 @@ TEST_CASE_TEMPLATE("load_pytorch_state_dict checks everything first and changes 
     std::string bytes = encode_safetensors({{"0.weight", DType::F32, {16, 8}, w.data()},
                                             {"0.bias", DType::F32, {16}, b.data()}}, {});
     bytes.replace(bytes.find("\"F32\""), 5, "\"I32\"");
-    char dir[] = "/tmp/minidl_pytorch_XXXXXX";
-    REQUIRE(mkdtemp(dir) != nullptr);
-    const std::string path = std::string(dir) + "/int.safetensors";
+    const test::TempDir dir("minidl_pytorch");
+    const std::string path = dir.file("int.safetensors");
     write_file_atomically(path, bytes);
     Sequential<S> model(3);
     model.add(Dense<S>(8, 16));
@@ -241,6 +247,5 @@ TEST_CASE_TEMPLATE("load_pytorch_state_dict checks everything first and changes 
     CHECK_THROWS_WITH_AS(load_pytorch_state_dict(model, path),
                          doctest::Contains("tensor '0.weight' has dtype I32, expected F32 or F64"), FormatError);
     CHECK(bitwise_equal(model.get_weights(), before));
-    std::filesystem::remove_all(dir);
   }
 }

@@ -16,17 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh, empty folder under the system's temporary directory.
-fs::path scratch_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("minidl_test_safetensors_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 minidl::SafetensorsFile parse(const std::string& bytes, const std::string& source = "mem") {
   return minidl::parse_safetensors(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), source);
@@ -74,7 +68,8 @@ TEST_CASE_TEMPLATE("safetensors round trip: F32 and F64, scalar, zero-sized, met
   const double f64[3] = {0.1, -1e300, 2.5};
   const double scalar = 42.0;
   const std::map<std::string, std::string> meta = {{"format", "pt"}, {"note", "h\xC3\xA9llo"}, {"", "empty key"}};
-  const fs::path path = scratch_dir("roundtrip") / "w.safetensors";
+  const minidl::test::TempDir scratch("minidl_test_safetensors_roundtrip");
+  const fs::path path = fs::path(scratch.path) / "w.safetensors";
   minidl::write_safetensors(path.string(),
                             {{"dense/kernel", minidl::DType::F32, {2, 3}, f32},
                              {"b", minidl::DType::F64, {3}, f64},
@@ -255,7 +250,8 @@ TEST_CASE("parse_safetensors: every malformed file gives a FormatError naming th
 }
 
 TEST_CASE("read_safetensors: missing file, a directory, a truncated file") {
-  const fs::path dir = scratch_dir("read");
+  const minidl::test::TempDir scratch("minidl_test_safetensors_read");
+  const fs::path dir = scratch.path;
   const std::string missing = error_of<minidl::IOError>([&] { minidl::read_safetensors((dir / "nope").string()); });
   check_contains(missing, "safetensors file '" + (dir / "nope").string() + "': cannot open: No such file or directory");
   const std::string directory = error_of<minidl::IOError>([&] { minidl::read_safetensors(dir.string()); });

@@ -18,17 +18,6 @@ using test::bitwise_equal;
 
 namespace {
 
-/// A fresh directory under /tmp, removed with everything in it at the end of the test.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char name[] = "/tmp/minidl_save_load_XXXXXX";
-    REQUIRE(mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 // Every kind of layer with weights or state, and the options save_model must keep.
 template <class S>
@@ -146,7 +135,7 @@ std::string model_error(const std::string& path) {
 
 TEST_CASE_TEMPLATE("save_weights: Keras names, shapes and layouts, the model's dtype, format metadata", S, float,
                    double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   auto model = conv_model<S>(1);
   train(model, 5);
   save_weights(model, dir.file("w.safetensors"));
@@ -182,7 +171,7 @@ TEST_CASE_TEMPLATE("save_weights: Keras names, shapes and layouts, the model's d
 }
 
 TEST_CASE_TEMPLATE("save_weights then load_weights restores every tensor bit for bit", S, float, double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   for (int which = 0; which < 3; ++which) {
     auto make = [&](std::uint64_t seed) {
       return which == 0 ? dense_model<S>(seed) : which == 1 ? conv_model<S>(seed) : pooled_model<S>(seed);
@@ -205,7 +194,7 @@ TEST_CASE_TEMPLATE("save_weights then load_weights restores every tensor bit for
 
 TEST_CASE_TEMPLATE("save_weights converts to the requested dtype; load_weights converts to the model's scalar", S,
                    float, double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   auto model = dense_model<S>(1);
   train(model, 20);
   // F64: a float model's values are exact in double, so they come back bit for bit.
@@ -227,7 +216,7 @@ TEST_CASE_TEMPLATE("save_weights converts to the requested dtype; load_weights c
 
 TEST_CASE_TEMPLATE("a load that does not match the model throws, names the tensor, and changes nothing", S, float,
                    double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   auto model = pooled_model<S>(1);
   save_weights(model, dir.file("w.safetensors"));
   SUBCASE("a tensor of the wrong shape") {
@@ -275,7 +264,7 @@ TEST_CASE_TEMPLATE("a load that does not match the model throws, names the tenso
 }
 
 TEST_CASE("save_weights rejects layers that share a name, writing nothing") {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   Sequential<float> model(1);
   model.add(Dense<float>(2, 2));
   model.add(Dense<float>(2, 2)).set_name("dense");
@@ -304,7 +293,7 @@ void check_same_layers(const Sequential<S>& a, const Sequential<S>& b) {
 
 TEST_CASE_TEMPLATE("save_model then load_model: same layers, options, frozen flags, weights and predictions", S,
                    float, double) {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   for (int which = 0; which < 3; ++which) {
     CAPTURE(which);
     auto model = which == 0 ? dense_model<S>(1) : which == 1 ? conv_model<S>(1) : pooled_model<S>(1);
@@ -326,7 +315,7 @@ TEST_CASE_TEMPLATE("save_model then load_model: same layers, options, frozen fla
 }
 
 TEST_CASE("save_model keeps every option: BatchNorm conventions and policies, seeds, initializers, padding") {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   auto model = conv_model<double>(1);
   model.layer(1).set_frozen(true);
   save_model(model, dir.file("m.safetensors"));
@@ -365,7 +354,7 @@ TEST_CASE("save_model keeps every option: BatchNorm conventions and policies, se
 }
 
 TEST_CASE("a model saved as F32 loads into double as the float-rounded model; F64 into float rounds once") {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   auto model = conv_model<double>(1);
   train(model, 40);
   save_model(model, dir.file("m32.safetensors"), DType::F32);
@@ -383,7 +372,7 @@ TEST_CASE("a model saved as F32 loads into double as the float-rounded model; F6
 }
 
 TEST_CASE("load_model: a malformed or unknown architecture is a FormatError naming the layer and the field") {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   const std::string path = dir.file("m.safetensors");
   auto check = [&](auto edit, const std::string& expected) {
     save_model(dense_model<double>(1), path);
@@ -443,7 +432,7 @@ struct Doubler : LayerBase<Doubler, float> {
 }  // namespace
 
 TEST_CASE("save_model refuses a model it cannot describe, writing nothing") {
-  TempDir dir;
+  const test::TempDir dir("minidl_save_load");
   Sequential<float> empty;
   CHECK_THROWS_AS(save_model(empty, dir.file("m.safetensors")), StateError);
   Sequential<float> custom(1);

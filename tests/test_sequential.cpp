@@ -3,6 +3,7 @@
 
 #include <minidl/minidl.hpp>
 #include "support.hpp"
+#include <memory>
 #include <sstream>
 
 using namespace minidl;
@@ -249,6 +250,19 @@ TEST_CASE("progress output: Keras's bar, one finished line per epoch off a termi
   options.verbose = 0;
   model.fit(x, y, options);
   CHECK(silent.str().empty());
+
+  // Training stopped after the 3rd of 8 batches: the epoch's line shows how far it got.
+  std::ostringstream stopped;
+  options.out = &stopped;
+  options.verbose = 1;
+  options.live_progress = false;
+  options.epochs = 1;
+  options.batch_size = 8;
+  auto stop = std::make_shared<LambdaCallback<float>>();
+  stop->batch_end = [](Sequential<float>& m, Index batch, const Logs&) { m.stop_training = batch == 2; };
+  options.callbacks = {stop};
+  model.fit(x, y, options);
+  CHECK(stopped.str().find("\n3/8 [===========>..................] - ") != std::string::npos);
 
   CHECK(format_metric(2.55712) == "2.5571");
   CHECK(format_metric(0.000123456) == "1.2346e-04");

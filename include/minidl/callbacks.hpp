@@ -6,13 +6,13 @@
 //   ReduceLROnPlateau                      callbacks/reduce_lr_on_plateau.hpp
 //   CSVLogger                              callbacks/csv_logger.hpp
 //   TerminateOnNaN                         callbacks/terminate_on_nan.hpp
-//   ModelCheckpoint                        callbacks/model_checkpoint.hpp (io/: nlohmann/json)
+//   ModelCheckpoint                        callbacks/model_checkpoint.hpp, included by <minidl/io.hpp>
+//                                          (saving needs nlohmann/json, which this header leaves out)
 // A callback stops training with model.stop_training = true (Keras's flag).
 #pragma once
 
 #include "callbacks/callback.hpp"
 #include "callbacks/csv_logger.hpp"
 #include "callbacks/early_stopping.hpp"
-#include "callbacks/model_checkpoint.hpp"
 #include "callbacks/reduce_lr_on_plateau.hpp"
 #include "callbacks/terminate_on_nan.hpp"

@@ -1,6 +1,9 @@
 // minidl — header-only deep learning on Eigen, with separate training and
 // inference paths in every layer. Include this one header.
-// (The IDX/MNIST reader is <minidl/idx.hpp>: it needs zlib.)
+// Two parts are included on their own, for their dependencies:
+//   <minidl/io.hpp>             save/load in safetensors, PyTorch state_dicts,
+//                               ModelCheckpoint (nlohmann/json);
+//   <minidl/fashion_mnist.hpp>  the IDX reader and Fashion-MNIST (zlib).
 #pragma once
 
 #include "activation.hpp"

@@ -50,12 +50,14 @@ class ProgressBar {
 
   void begin_epoch(int epoch, int epochs, Index steps) {
     steps_ = steps;
+    done_ = 0;
     start_ = last_draw_ = Clock::now();
     if (verbose_ >= 1) out_ << "Epoch " << epoch + 1 << '/' << epochs << '\n';
   }
 
   /// After `step` of `steps` batches; redraws at most every 50 ms (live only).
   void update(Index step, const Logs& logs) {
+    done_ = step;
     if (verbose_ != 1 || !live_) return;
     const auto now = Clock::now();
     if (step < steps_ && now - last_draw_ < std::chrono::milliseconds(50)) return;
@@ -63,10 +65,12 @@ class ProgressBar {
     out_ << '\r' << line(step, logs, /*finished=*/false) << std::flush;
   }
 
+  /// The epoch's last line, at the last batch update() saw: an epoch that
+  /// training stopped early shows how far it got ("3/8 [=======>...").
   void end_epoch(const Logs& logs) {
     if (verbose_ == 0) return;
     if (live_ && verbose_ == 1) out_ << '\r';
-    out_ << line(steps_, logs, /*finished=*/true) << std::endl;
+    out_ << line(done_, logs, /*finished=*/done_ == steps_) << std::endl;
   }
 
  private:
@@ -100,7 +104,7 @@ class ProgressBar {
   std::ostream& out_;
   int verbose_;
   bool live_;
-  Index steps_ = 0;
+  Index steps_ = 0, done_ = 0;
   Clock::time_point start_, last_draw_;
 };
 
