@@ -85,6 +85,26 @@ TEST_CASE("gemm: blocks and maps of larger matrices are read and written in plac
   CHECK((outside.array() == 7.0f).all());
 }
 
+TEST_CASE("gemm: the threads' slices cover every row or column once, in whole blocks") {
+  for (Index extent : {Index(1), Index(11), Index(12), Index(100), Index(530), Index(784)})
+    for (Index step : {Index(12), Index(32)})
+      for (int threads = 1; threads <= 5; ++threads) {
+        CAPTURE(extent);
+        CAPTURE(step);
+        CAPTURE(threads);
+        Index covered = 0;  // the slices, in thread order, must follow each other without gap or overlap
+        for (int t = 0; t < threads; ++t) {
+          const auto [begin, size] = minidl::detail::thread_slice(extent, step, threads, t);
+          CHECK(size >= 0);
+          if (size == 0) continue;
+          CHECK(begin == covered);
+          CHECK(begin % step == 0);
+          covered += size;
+        }
+        CHECK(covered == extent);
+      }
+}
+
 TEST_CASE("gemm: the result does not depend on the thread count") {
   minidl::Rng rng(8);
   const Matrix<float> a = random_matrix<float>(128, 784, rng), b = random_matrix<float>(784, 530, rng);

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "../tensor.hpp"
 #include "../threads.hpp"
@@ -68,43 +69,31 @@ inline Buffers& thread_buffers() {
   return instance;
 }
 
-// A's rows [0, rows) x depth [0, depth) as panels of mr rows, each k-major
-// (the mr values of one k together); rows past the end are zero.
-inline void pack_a(Operand<float> a, Index rows, Index depth, float* out) {
-  for (Index i0 = 0; i0 < rows; i0 += mr, out += mr * depth) {
-    const Index height = std::min(mr, rows - i0);
-    if (height < mr) std::fill(out, out + mr * depth, 0.0f);
-    if (a.row_stride == 1) {  // a transposed operand: the mr values of one k are contiguous
-      const float* column = a.data + i0;
-      if (height == mr)  // a fixed count: the copy is inlined
-        for (Index p = 0; p < depth; ++p) std::copy_n(column + p * a.col_stride, mr, out + p * mr);
+// Rows [0, rows) x depth [0, depth) of `src` as panels of `width` rows, each
+// k-major (the `width` values of one k together); rows past the end are
+// zero. A is packed in panels of mr rows; B in panels of nr columns, as the
+// rows of Bᵀ (transposed()).
+template <Index width>
+void pack_panels(Operand<float> src, Index rows, Index depth, float* out) {
+  for (Index i0 = 0; i0 < rows; i0 += width, out += width * depth) {
+    const Index height = std::min(width, rows - i0);
+    if (height < width) std::fill(out, out + width * depth, 0.0f);
+    if (src.row_stride == 1) {  // the values of one k are contiguous
+      const float* column = src.data + i0;
+      if (height == width)  // a fixed count: the copy is inlined
+        for (Index p = 0; p < depth; ++p) std::copy_n(column + p * src.col_stride, width, out + p * width);
       else
-        for (Index p = 0; p < depth; ++p) std::copy_n(column + p * a.col_stride, height, out + p * mr);
-    } else {  // read each row in order, write it spread out by mr
+        for (Index p = 0; p < depth; ++p) std::copy_n(column + p * src.col_stride, height, out + p * width);
+    } else {  // read each row in order, write it spread out by width
       for (Index r = 0; r < height; ++r) {
-        const float* row = a.data + (i0 + r) * a.row_stride;
-        for (Index p = 0; p < depth; ++p) out[p * mr + r] = row[p * a.col_stride];
+        const float* row = src.data + (i0 + r) * src.row_stride;
+        for (Index p = 0; p < depth; ++p) out[p * width + r] = row[p * src.col_stride];
       }
     }
   }
 }
 
-// B's depth [0, depth) x columns [0, cols) as panels of nr columns, each row
-// of a panel contiguous; columns past the end are zero.
-inline void pack_b(Operand<float> b, Index depth, Index cols, float* out) {
-  for (Index j0 = 0; j0 < cols; j0 += nr, out += nr * depth) {
-    const Index width = std::min(nr, cols - j0);
-    if (width < nr) std::fill(out, out + nr * depth, 0.0f);
-    if (b.col_stride == 1) {
-      for (Index p = 0; p < depth; ++p) std::copy_n(b.data + p * b.row_stride + j0, width, out + p * nr);
-    } else {  // a transposed operand: read each column in order, write it spread out by nr
-      for (Index c = 0; c < width; ++c) {
-        const float* column = b.data + (j0 + c) * b.col_stride;
-        for (Index p = 0; p < depth; ++p) out[p * nr + c] = column[p * b.row_stride];
-      }
-    }
-  }
-}
+inline Operand<float> transposed(Operand<float> m) { return {m.data, m.col_stride, m.row_stride}; }
 
 // C block (rows x cols, at most mr x nr) = or += A panel · B panel
 // (+ bias[0, cols)). A's value (r, p) is a[r + p·mr] in a packed panel, or
@@ -163,7 +152,7 @@ inline void product(Index m, Index n, Index k, Operand<float> a, Operand<float> 
     for (Index p0 = 0; p0 < k; p0 += kc) {
       const Index depth = std::min(kc, k - p0);
       const Operand<float> b_block = b.at(p0, j0);
-      pack_b(b_block.at(0, full_panels * nr), depth, width - full_panels * nr, packed_b);
+      pack_panels<nr>(transposed(b_block.at(0, full_panels * nr)), width - full_panels * nr, depth, packed_b);
       // The first depth block writes C (adding the bias); later ones add to it.
       const bool add = accumulate || p0 > 0;
       const float* block_bias = p0 == 0 && bias ? bias + j0 : nullptr;
@@ -173,7 +162,7 @@ inline void product(Index m, Index n, Index k, Operand<float> a, Operand<float> 
         // broadcasts come from mr streams as well as from one); a last,
         // shorter panel is packed and zero-padded.
         const Index direct_rows = a.col_stride == 1 ? height / mr * mr : 0;
-        pack_a(a.at(i0 + direct_rows, p0), height - direct_rows, depth, packed_a);
+        pack_panels<mr>(a.at(i0 + direct_rows, p0), height - direct_rows, depth, packed_a);
         for (Index jr = 0; jr < width; jr += nr) {
           const Index panel = jr / nr;
           const bool direct = panel < full_panels;
@@ -199,6 +188,16 @@ inline void product(Index m, Index n, Index k, Operand<float> a, Operand<float> 
 }  // namespace gemm_kernel
 #endif  // MINIDL_GEMM_KERNEL
 
+/// The part [begin, begin + size) of [0, extent) that thread t of `threads`
+/// computes: whole blocks of `step` each, the last part shorter, size 0 for a
+/// thread left without work. Together the parts cover [0, extent) once.
+inline std::pair<Index, Index> thread_slice(Index extent, Index step, int threads, int t) {
+  const Index blocks = (extent + step - 1) / step;
+  const Index slice = (blocks + threads - 1) / threads * step;
+  const Index begin = std::min(extent, t * slice);
+  return {begin, std::min(slice, extent - begin)};
+}
+
 /// c = a·b (+ bias[j] added to every row), or c += a·b (+ bias) when
 /// `accumulate`. c must already be a.rows() x b.cols(), row-major with
 /// contiguous rows; bias, if given, has b.cols() values.
@@ -223,13 +222,11 @@ void gemm(const A& a, const B& b, C&& c, bool accumulate = false, const typename
         const bool by_columns = n >= m;
         const Index step = by_columns ? gemm_kernel::nr : gemm_kernel::mr;
         const Index extent = by_columns ? n : m;
-        const Index panels = (extent + step - 1) / step;
-        const Index slice = (panels + threads - 1) / threads * step;  // whole panels, the last slice shorter
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(static)
 #endif
         for (int t = 0; t < threads; ++t) {
-          const Index begin = std::min(extent, t * slice), size = std::min(slice, extent - begin);
+          const auto [begin, size] = thread_slice(extent, step, threads, t);
           if (size <= 0) continue;
           if (by_columns)
             gemm_kernel::product(m, size, k, oa, ob.at(0, begin), out + begin, stride, accumulate,
