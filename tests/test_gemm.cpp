@@ -58,6 +58,10 @@ TEST_CASE_TEMPLATE("gemm: C = A·B, C += A·B and the bias match the exact produ
         const Matrix<Scalar> at = a.transpose(), bt = b.transpose();
         minidl::detail::gemm(at.transpose(), bt.transpose(), c);
         check_close(c, exact, magnitude, k);
+        minidl::detail::gemm(a, bt.transpose(), c);  // dx = dz·Wᵀ
+        check_close(c, exact, magnitude, k);
+        minidl::detail::gemm(at.transpose(), b, c);  // dW = xᵀ·dz
+        check_close(c, exact, magnitude, k);
 
         c = start;
         minidl::detail::gemm(a, b, c, /*accumulate=*/true, bias.data());
