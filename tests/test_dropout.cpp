@@ -5,6 +5,7 @@
 #include <cmath>
 #include <minidl/gradient_check.hpp>
 #include <minidl/layers/dropout.hpp>
+#include <minidl/threads.hpp>
 #include <string>
 
 using minidl::Dropout;
@@ -129,6 +130,35 @@ TEST_CASE_TEMPLATE("Dropout seeding: same seed, same mask (bitwise)", Scalar, fl
   // An inference call draws nothing: the streams stay in step.
   a.forward(x, Phase::inference);
   CHECK(a.forward(x, Phase::training) == b.forward(x, Phase::training));
+}
+
+TEST_CASE("Dropout's mask is the same on one thread and on several, and neighbours are independent") {
+  // 256 x 512 values: enough for the mask to be drawn in parallel chunks
+  // when OpenMP is on (without it both runs use one thread and agree trivially).
+  const Index rows = 256, cols = 512;
+  const Matrix<float> x = Matrix<float>::Ones(rows, cols);
+  const int before = minidl::num_threads();
+  auto one = built<float>(0.5, 99, Shape{cols});
+  auto two = built<float>(0.5, 99, Shape{cols});
+  minidl::set_num_threads(1);
+  const Matrix<float> mask_one = one.forward(x, Phase::training);
+  minidl::set_num_threads(2);
+  const Matrix<float> mask_two = two.forward(x, Phase::training);
+  minidl::set_num_threads(before);
+  CHECK(mask_one == mask_two);
+
+  // Each value is drawn from its own position: a pair of neighbours (and of
+  // values one row apart) is kept together with probability 1/4. With
+  // n = 65535 pairs the fraction has standard error sqrt(3/16 / n) < 0.0017;
+  // 5-sigma bounds.
+  const double n = static_cast<double>(x.size() - cols), s = std::sqrt(3.0 / 16.0 / n);
+  const auto kept_together = [&](Index distance) {
+    Index both = 0;
+    for (Index i = 0; i + distance < x.size(); ++i) both += mask_one.data()[i] != 0 && mask_one.data()[i + distance] != 0;
+    return static_cast<double>(both) / static_cast<double>(x.size() - distance);
+  };
+  CHECK(std::abs(kept_together(1) - 0.25) < 5 * s);
+  CHECK(std::abs(kept_together(cols) - 0.25) < 5 * s);
 }
 
 TEST_CASE("Dropout without a seed: initialized by initialize(rng)") {

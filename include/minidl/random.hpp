@@ -11,6 +11,17 @@
 
 namespace minidl {
 
+/// Value n (n = 0, 1, 2, ...) of the SplitMix64 stream that starts at `key`:
+/// a counter-based generator, each value computed from (key, n) alone. Any
+/// part of the stream can be drawn in any order, on any thread, with the same
+/// numbers; Dropout draws its masks this way.
+inline std::uint64_t splitmix64(std::uint64_t key, std::uint64_t n) {
+  std::uint64_t z = key + (n + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 /// splitmix64-seeded xoshiro256** generator: small state, cheap to copy, fast.
 class Rng {
  public:
@@ -18,13 +29,7 @@ class Rng {
 
   void reseed(std::uint64_t seed) {
     // splitmix64 spreads any seed (even 0) over the four state words.
-    for (auto& word : state_) {
-      seed += 0x9E3779B97F4A7C15ull;
-      std::uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-      word = z ^ (z >> 31);
-    }
+    for (std::uint64_t n = 0; n < 4; ++n) state_[n] = splitmix64(seed, n);
   }
 
   std::uint64_t next() {

@@ -10,12 +10,13 @@
 //
 // Randomness: the layer owns its generator, seeded from `seed` if given, else
 // by initialize(rng) with a seed split from `rng` (Sequential::add passes the
-// model's generator). Value i of the batch (row-major order) is dropped when
-// the i-th uniform double of the stream (Rng::uniform, 53 bits) is < rate, so
-// the probability is rate up to 2^-53; an inference call draws nothing.
-// That test is made on integers: u = k·2^-53 with k = next() >> 11, and
-// u < rate exactly when k < ceil(rate·2^53) (scaling by 2^53 is exact), so the
-// masks are bit for bit those of the comparison of doubles.
+// model's generator). Each training call draws one 64-bit key from the
+// layer's generator, and value i of the batch (row-major order) is dropped
+// when u_i < rate, u_i = k·2^-53 with k the top 53 bits of splitmix64(key, i)
+// (random.hpp), so the probability is rate up to 2^-53; an inference call
+// draws nothing. The test is made on integers: u_i < rate exactly when
+// k < ceil(rate·2^53) (scaling by 2^53 is exact). The mask depends on the key
+// and the position alone, never on the thread count.
 // Copies (clone) carry the generator state along, so a copy draws the same
 // masks as the original from then on.
 #pragma once
@@ -26,6 +27,7 @@
 #include <string>
 
 #include "../layer.hpp"
+#include "../threads.hpp"
 
 namespace minidl {
 
@@ -67,22 +69,20 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
       return;
     }
     mask_.resize(x.rows(), x.cols());  // no-op while the batch size stays the same
-    // Value i is dropped when next() >> 11 < threshold (see the top of the
-    // file). The comparison indexes a table instead of branching (a branch
-    // mispredicted on every other value costs more than the draw), and the
-    // mask is applied in the same pass.
-    const Scalar value[2] = {Scalar(0), static_cast<Scalar>(1.0 / (1.0 - rate_))};  // dropped, kept
+    const Scalar kept = static_cast<Scalar>(1.0 / (1.0 - rate_));
+    // One key per batch; value i depends on (key, i) alone (see the top of
+    // the file), so the chunks can run on several threads with the same mask
+    // as on one, and the loop is vectorized (8 draws per instruction).
+    const std::uint64_t key = rng_.next();
     const auto threshold = static_cast<std::uint64_t>(std::ceil(std::ldexp(rate_, 53)));
-    Scalar* m = mask_.data();
     const Scalar* in = x.data();
+    Scalar* m = mask_.data();
     Scalar* out = y.data();
-    for (Index i = 0; i < mask_.size(); ++i) {
-      m[i] = value[(rng_.next() >> 11) >= threshold];
-      out[i] = in[i] * m[i];  // y = x ⊙ m
-    }
+    detail::for_each_chunk(mask_.size(), chunk_values, [&](Index begin, Index n) {
+      draw_mask(key, threshold, kept, begin, begin + n, in, m, out);
+    });
   }
 
-  // y = x: dropout is only active while training.
   void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) override { y = x; }
 
   // dx = dy ⊙ m, the same mask and scale as the forward pass.
@@ -101,11 +101,23 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
     return rate;
   }
 
+  // m[i] and y[i] = x[i]·m[i] for i in [begin, end). A function of its own:
+  // with every value a local, the compiler vectorizes the loop.
+  static void draw_mask(std::uint64_t key, std::uint64_t threshold, Scalar kept, Index begin, Index end,
+                        const Scalar* in, Scalar* m, Scalar* out) {
+    for (Index i = begin; i < end; ++i) {
+      const Scalar mask = (splitmix64(key, static_cast<std::uint64_t>(i)) >> 11) >= threshold ? kept : Scalar(0);
+      m[i] = mask;
+      out[i] = in[i] * mask;  // y = x ⊙ m
+    }
+  }
+
   double rate_;                         // probability of dropping each value
   std::optional<std::uint64_t> seed_;   // the layer's own seed, if any
   Rng rng_;                             // the mask generator
   bool has_generator_ = seed_.has_value();
   bool drop_ = false;                   // whether the last training forward drew a mask
+  static constexpr Index chunk_values = 1 << 14;  // values per chunk of the parallel loop
   Matrix<Scalar> mask_;                 // N x features: 0 or 1 / (1 − rate)
 };
 
