@@ -3,9 +3,9 @@
 // Eigen splits a large matrix product (Dense's x·W and its two backward
 // products) over several threads when it is compiled with OpenMP (-fopenmp,
 // or the CMake option MINIDL_OPENMP, which links OpenMP to minidl::minidl).
-// The optimizers' element-wise updates of large tensors are split over the
-// same threads (detail::for_each_chunk); everything else in a training step
-// runs on the calling thread. Without OpenMP there is one thread, whatever is
+// The optimizers' element-wise updates of large tensors and Dropout's masks
+// on large batches are split over the same threads (detail::for_each_chunk);
+// everything else in a training step runs on the calling thread. Without OpenMP there is one thread, whatever is
 // asked.
 //
 // The default is OpenMP's: OMP_NUM_THREADS if set, else one thread per core.
