@@ -1,7 +1,7 @@
 // The products of Dense and Conv2D (detail::gemm): with AVX-512 a float
 // product runs minidl's own kernel, so it is checked here against Eigen's
 // product in double, over shapes that cross every block edge of the kernel
-// (12-row and 32-column blocks, 384-deep and 512-wide packing), with
+// (8-row and 32-column blocks, 384-deep and 512-wide packing), with
 // transposed and strided operands, accumulation and a bias.
 #include <doctest/doctest.h>
 
@@ -38,7 +38,7 @@ void check_close(const Matrix<Scalar>& computed, const Matrix<double>& exact, co
 TEST_CASE_TEMPLATE("gemm: C = A·B, C += A·B and the bias match the exact product over every block edge", Scalar,
                    float, double) {
   minidl::Rng rng(5);
-  const Index sizes[] = {1, 7, 12, 13, 32, 33, 100};
+  const Index sizes[] = {1, 7, 8, 9, 12, 13, 32, 33, 100};
   for (Index m : sizes)
     for (Index n : {Index(1), Index(31), Index(32), Index(65), Index(530)})
       for (Index k : {Index(1), Index(17), Index(384), Index(400)}) {
