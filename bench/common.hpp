@@ -117,7 +117,14 @@ class JsonLine {
     for (std::size_t i = 0; i < values.size(); ++i) list += (i ? ", " : "") + number(values[i]);
     return raw(key, list + "]");
   }
-  void print() const { std::cout << "{" << body_ << "}" << std::endl; }
+  /// A list of objects, each a JsonLine of its own: [{...}, {...}].
+  JsonLine& add(const std::string& key, const std::vector<JsonLine>& objects) {
+    std::string list = "[";
+    for (std::size_t i = 0; i < objects.size(); ++i) list += (i ? ", " : "") + objects[i].text();
+    return raw(key, list + "]");
+  }
+  std::string text() const { return "{" + body_ + "}"; }
+  void print() const { std::cout << text() << std::endl; }
 
  private:
   JsonLine& raw(const std::string& key, const std::string& value) {

@@ -187,7 +187,7 @@ def main():
         path = os.path.join(args.build, name)
         return path if os.path.exists(path) else None
 
-    for required in ("a_minidl", "b_minidl", "c_minidl", "a_eigen", "b_eigen", "fma_peak"):
+    for required in ("a_minidl", "b_minidl", "c_minidl", "a_eigen", "b_eigen", "fma_peak", "products"):
         if not program(required):
             raise SystemExit(f"run_suite.py: {os.path.join(args.build, required)} not found; build with MINIDL_BUILD_BENCH=ON")
     torch_ok = not args.no_torch and subprocess.run([sys.executable, "-c", "import torch, numpy"],
@@ -246,6 +246,10 @@ def main():
                 command, env = torch_command("c", n, "--data", args.data)
                 runner.run(f"C pytorch {n}T", command, env)
 
+    # The workloads' products one at a time, minidl's kernel next to Eigen's (one program), one thread.
+    for _ in range(reps):
+        runner.run("products", cxx("products", "--threads", "1"))
+
     # Workload B's test accuracy after a few epochs (one thread: reproducible), full run only.
     if not args.smoke:
         e = ["--epochs", str(args.accuracy_epochs), "--threads", "1"]
@@ -263,8 +267,10 @@ def main():
 
 
 def key_of(run):
-    """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads), ("C", impl, threads)
-    or ("acc", impl)."""
+    """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads), ("C", impl, threads),
+    ("acc", impl) or ("products",)."""
+    if run["workload"] == "products":
+        return ("products",)
     if run["workload"] in ("peak", "C"):
         return (run["workload"], run["impl"], run["threads"]) if run["workload"] == "C" else ("peak", run["threads"])
     if run["workload"] == "A":
@@ -327,7 +333,7 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
               + (" (**smoke run: tiny data, one repetition; the figures mean nothing**)" if args.smoke else "") + ".", ""]
     lines += machine + [""]
     lines += ["Every figure: median over runs (min–max), each run a separate process. "
-              f"A: {args.reps + 2} runs; B, C and the peak: {args.reps} runs. "
+              f"A: {args.reps + 2} runs; B, C, the products and the peak: {args.reps} runs. "
               "Ratios are of medians. † = a run of this figure had other processes using over 15% of a CPU "
               "(even after retries).", ""]
 
@@ -417,6 +423,37 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                              f"{ratio(c[('minidl', n)][0], train)} | {ratio(c[('minidl', n)][1], infer)} |")
         lines.append("")
 
+    # The products one at a time: each run lists every product; a product's figures are matched across runs by
+    # (workload, name).
+    product_runs = get(("products",)) or []
+    products = {}
+    for run in product_runs:
+        for p in run["products"]:
+            products.setdefault((p["workload"], p["name"]), []).append(p)
+    if products:
+        disturbed = any(r["interference"] > 0.15 for r in product_runs)
+
+        def gflops(figures, key):
+            s = summary([p[key] for p in figures])
+            s["disturbed"] = disturbed
+            return s
+
+        lines += ["## Products one at a time (1 thread)", "",
+                  "The float products of the workloads' layers, each timed on its own (`bench/products.cpp`): "
+                  "minidl's kernel (`detail::gemm`) next to Eigen's product (`c.noalias() = a * b`, then "
+                  "`c.rowwise() += bias`) on the same operands in the same run. GFLOP/s = 2·m·n·k ÷ seconds per "
+                  "product, C (m × n) = A (m × k) · B (k × n).", "",
+                  "| product | workload | m × n × k | minidl GFLOP/s (% of the 1-thread peak) | Eigen GFLOP/s "
+                  "| minidl ÷ Eigen speed |",
+                  "|---|---|---|---|---|---|"]
+        for (workload, name), figures in products.items():
+            first = figures[0]
+            mine, eigen = gflops(figures, "minidl_gflops"), gflops(figures, "eigen_gflops")
+            share = f", {100 * mine['median'] / p1:.0f}%" if p1 else ""
+            lines.append(f"| {name} ({first['role']}) | {workload} | {first['m']} × {first['n']} × {first['k']} | "
+                         f"{fmt(mine)}{share} | {fmt(eigen)} | {ratio(mine, eigen)} |")
+        lines.append("")
+
     # Targets.
     bound, parts = b_memory_bound()
     lines += ["## Targets", "", "| target | measured | |", "|---|---|---|"]
@@ -492,6 +529,17 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
               f"It is slow, so A runs {args.tinydnn_a_steps} steps and B trains on the first "
               f"{args.tinydnn_b_steps} batches ({args.tinydnn_b_steps * B_BATCH} images, scaled to 60,000) and predicts "
               f"as many test images; its train() does not shuffle.",
+              *(["- **Products one at a time** (`bench/products.cpp`): operands uniform in [−1, 1), row-major, "
+                 "the transposed operands (xᵀ, Wᵀ, colsᵀ, Kᵀ) taken as views of stored matrices, as the layers "
+                 "take them; the bias where the layer adds one (its m·n additions not counted). "
+                 + ("Smoke run: one call of each product, timed. " if product_runs[0]["min_rep_s"] <= 0 else
+                    f"Each product is run until a block of calls lasts {1000 * product_runs[0]['min_rep_s']:.0f} ms "
+                    f"(the warm-up), then {product_runs[0]['repetitions']} blocks of minidl's and of Eigen's "
+                    "alternate and the fastest block counts (a best case, like the peak); the table gives the "
+                    "median of that over the runs. ")
+                 + "Before any timing, minidl's result is checked against Eigen's (each element within "
+                 "8·√k·ε·Σ|a||b|), or the run fails. A's Dense 1000 → 1 (32 × 1 × 1000) is left out: gemm leaves "
+                 "products that small to Eigen."] if products else []),
               "- B's epoch time includes shuffling and gathering each batch (as in fit); predict runs over the 10,000 "
               "test images in batches of 128. Accuracy runs use 1 thread (reproducible) and the seeds in the programs.",
               ]
