@@ -256,11 +256,14 @@ void gemm(const A& a, const B& b, C&& c, bool accumulate = false, const typename
   const Index m = a.rows(), n = b.cols(), k = a.cols();
   eigen_assert(b.rows() == k && c.rows() == m && c.cols() == n);
 #ifdef MINIDL_GEMM_KERNEL
-  // Below ~32k multiply-adds the packing costs more than Eigen's small-product path.
-  constexpr Index min_kernel_work = Index(1) << 15;
+  // Below ~32k multiply-adds the packing costs more than Eigen's small-product
+  // path. Below 16 columns (a 10-class output layer) most lanes of a 32-wide
+  // block would be masked off: Eigen's product ran 1.3-1.7x faster there
+  // (bench/products.cpp).
+  constexpr Index min_kernel_work = Index(1) << 15, min_kernel_columns = 16;
   if constexpr (std::is_same_v<Scalar, float>) {
     static_assert(std::decay_t<C>::IsRowMajor, "gemm: C must be row-major");
-    if (k > 0 && m * n * k >= min_kernel_work && c.innerStride() == 1) {
+    if (k > 0 && m * n * k >= min_kernel_work && n >= min_kernel_columns && c.innerStride() == 1) {
       const Operand<float> oa = operand_of(a), ob = operand_of(b);
       float* out = c.data();
       const Index stride = c.outerStride();
