@@ -154,7 +154,8 @@ TEST_CASE("Dropout's mask is the same on one thread and on several, and neighbou
   const double n = static_cast<double>(x.size() - cols), s = std::sqrt(3.0 / 16.0 / n);
   const auto kept_together = [&](Index distance) {
     Index both = 0;
-    for (Index i = 0; i + distance < x.size(); ++i) both += mask_one.data()[i] != 0 && mask_one.data()[i + distance] != 0;
+    for (Index i = 0; i + distance < x.size(); ++i)
+      both += mask_one.data()[i] != 0 && mask_one.data()[i + distance] != 0;
     return static_cast<double>(both) / static_cast<double>(x.size() - distance);
   };
   CHECK(std::abs(kept_together(1) - 0.25) < 5 * s);

@@ -8,10 +8,10 @@
 // loop is bound by the FMA units, not by memory. Blocks of 8 rows fit the
 // usual batch sizes (32, 64, 128) exactly: against 12 x 32 blocks, which
 // leave a third of a block empty on 32 rows, workload A's step ran 7%
-// faster and workload B's epoch ~5% (bench/, one thread). On the shapes of a Dense
-// layer (a batch of 32 to 128 rows, hundreds of columns) it runs 15-25%
-// faster than Eigen 3.4's product, whose AVX-512 kernel holds 12 accumulators
-// (48 x 4) and packs both operands (measured side by side; see bench/).
+// faster and workload B's epoch ~5% (bench/, one thread). On the shapes of a
+// Dense layer (a batch of 32 to 128 rows, hundreds of columns) it runs
+// 1.16-1.35x as fast as Eigen 3.4's product, whose AVX-512 kernel holds 12
+// accumulators (48 x 4) and packs both operands (bench/products.cpp).
 // A row-major B with contiguous rows (a Dense kernel, the forward x·W) is read
 // in place, without packing; operands read across their rows (Wᵀ in dx = dz·Wᵀ,
 // the batch x in x·W) are packed by 16 x 16 transposes in registers.
@@ -126,7 +126,8 @@ void pack_panels(Operand<float> src, Index rows, Index depth, float* out) {
       for (Index r = 0; r < height; r += 16) {
         const __mmask16 mask = first_lanes(height - r);
         for (Index p = 0; p < depth; ++p)
-          _mm512_mask_storeu_ps(out + p * width + r, mask, _mm512_maskz_loadu_ps(mask, column + p * src.col_stride + r));
+          _mm512_mask_storeu_ps(out + p * width + r, mask,
+                                _mm512_maskz_loadu_ps(mask, column + p * src.col_stride + r));
       }
     } else if (src.col_stride == 1) {  // each row is contiguous: transpose 16 x 16 tiles
       for (Index r = 0; r < height; r += 16)
@@ -159,7 +160,8 @@ void block(Index depth, const float* a, Index a_row, const float* b, Index b_str
   // on workload B, do not fit in L2), so its lines are fetched now, under
   // the FMAs, rather than missed at the end: workload B's epoch ran 6% faster.
   for (Index r = 0; r < rows; ++r)
-    for (Index v = 0; v < vectors; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * c_stride + 16 * v), _MM_HINT_T0);
+    for (Index v = 0; v < vectors; ++v)
+      _mm_prefetch(reinterpret_cast<const char*>(c + r * c_stride + 16 * v), _MM_HINT_T0);
   __m512 sum[mr][vectors];
 #pragma GCC unroll 16
   for (Index r = 0; r < mr; ++r)
@@ -213,9 +215,9 @@ inline void product(Index m, Index n, Index k, Operand<float> a, Operand<float> 
         // A is packed when several panels of B will read it: one stream of
         // broadcasts, from L1, runs ~6% faster than mr streams from the rows
         // (measured on Dense's forward). Against a single panel of B (a
-        // narrow output layer) the packing would not pay: full panels of mr
-        // contiguous rows are then read in place, and only a last, shorter
-        // one is packed and zero-padded.
+        // layer of 16 to 32 units or filters) the packing would not pay:
+        // full panels of mr contiguous rows are then read in place, and only
+        // a last, shorter one is packed and zero-padded.
         const Index direct_rows = a.col_stride == 1 && width <= nr ? height / mr * mr : 0;
         pack_panels<mr>(a.at(i0 + direct_rows, p0), height - direct_rows, depth, packed_a);
         for (Index jr = 0; jr < width; jr += nr) {
