@@ -116,16 +116,20 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
 
 }  // namespace detail
 
-/// The model save_model wrote to `path`, with its weights converted to
-/// Scalar; uncompiled. Throws IOError if the file cannot be read, FormatError
+/// The model save_model wrote to `path` (or that `file`, parsed from bytes in
+/// memory by parse_safetensors, holds; `source` names it in messages), with
+/// its weights converted to Scalar; uncompiled. Throws IOError if the file cannot be read, FormatError
 /// (naming the layer index and field) for a malformed or unknown architecture
 /// or weights that do not match it; no model is returned then.
 template <class Scalar>
-Sequential<Scalar> load_model(const std::string& path) {
-  const SafetensorsFile file = read_safetensors(path);
-  Sequential<Scalar> model = detail::build_model<Scalar>(file, path);
-  detail::load_bindings(detail::minidl_bindings(model, "load_model"), file, path, LoadOptions{});
+Sequential<Scalar> load_model(const SafetensorsFile& file, const std::string& source) {
+  Sequential<Scalar> model = detail::build_model<Scalar>(file, source);
+  detail::load_bindings(detail::minidl_bindings(model, "load_model"), file, source, LoadOptions{});
   return model;
+}
+template <class Scalar>
+Sequential<Scalar> load_model(const std::string& path) {
+  return load_model<Scalar>(read_safetensors(path), path);
 }
 
 }  // namespace minidl

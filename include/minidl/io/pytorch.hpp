@@ -134,15 +134,22 @@ std::vector<TensorBinding<Scalar>> pytorch_bindings(const Sequential<Scalar>& mo
 /// ValueError (the model has a layer PyTorch's names cannot describe), leaving
 /// the model unchanged.
 template <class Scalar>
-void load_pytorch_state_dict(Sequential<Scalar>& model, const std::string& path, PyTorchLoadOptions options = {}) {
+void load_pytorch_state_dict(Sequential<Scalar>& model, const SafetensorsFile& file, const std::string& source,
+                             PyTorchLoadOptions options = {}) {
   std::set<std::string> ignored;
   const auto bindings = detail::pytorch_bindings(model, options, ignored);
-  const SafetensorsFile file = read_safetensors(path);  // num_batches_tracked is I64: read, never used
-  for (const auto& name : ignored)
+  for (const auto& name : ignored)  // num_batches_tracked is I64: checked, never used
     if (const TensorEntry* entry = file.find(name); entry && entry->element_count() != 1)
-      throw FormatError(detail::message(path, ": tensor '", name, "' holds ", entry->end - entry->begin,
+      throw FormatError(detail::message(source, ": tensor '", name, "' holds ", entry->end - entry->begin,
                                         " bytes, expected one value (PyTorch's counter)"));
-  detail::load_bindings(bindings, file, path, LoadOptions{options.strict}, ignored);
+  detail::load_bindings(bindings, file, source, LoadOptions{options.strict}, ignored);
+}
+/// The same from a file on disk.
+template <class Scalar>
+void load_pytorch_state_dict(Sequential<Scalar>& model, const std::string& path, PyTorchLoadOptions options = {}) {
+  std::set<std::string> ignored;
+  detail::pytorch_bindings(model, options, ignored);  // a model PyTorch cannot describe fails before any read
+  load_pytorch_state_dict(model, read_safetensors(path), path, std::move(options));
 }
 
 }  // namespace minidl

@@ -196,5 +196,11 @@ void load_weights(Sequential<Scalar>& model, const std::string& path, LoadOption
   const auto bindings = detail::minidl_bindings(model, "load_weights");
   detail::load_bindings(bindings, read_safetensors(path), path, options);
 }
+/// The same from a file already in memory (parse_safetensors); `source` names it in messages.
+template <class Scalar>
+void load_weights(Sequential<Scalar>& model, const SafetensorsFile& file, const std::string& source,
+                  LoadOptions options = {}) {
+  detail::load_bindings(detail::minidl_bindings(model, "load_weights"), file, source, options);
+}
 
 }  // namespace minidl
