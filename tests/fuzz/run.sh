@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Fuzzes minidl's two file readers with libFuzzer under AddressSanitizer and
-# UndefinedBehaviorSanitizer: the IDX reader (fuzz_idx.cpp) and the safetensors
-# reader (fuzz_safetensors.cpp), SECONDS each (default 60), each on a fresh
-# copy of its seed corpus (tests/fuzz/corpus/, made by make_corpus.py) in a
-# temporary folder under /tmp. Fails on any crash, sanitizer report, leak,
-# timeout (10 s per input) or out-of-memory (2 GB); the input that did it is
-# kept and its path printed.
+# Fuzzes minidl's file readers and model loaders with libFuzzer under
+# AddressSanitizer and UndefinedBehaviorSanitizer, SECONDS each (default 60):
+#   fuzz_idx           the IDX reader
+#   fuzz_safetensors   the safetensors reader (and a re-encoding round trip)
+#   fuzz_load_model    load_model of untrusted bytes, predict on the model, and
+#                      a save_model/load_model round trip
+#   fuzz_load_weights  load_weights and load_pytorch_state_dict into fixed
+#                      models of every layer type, then predict
+# each on a fresh copy of its seed corpus (tests/fuzz/corpus/, made by
+# make_corpus.py and make_load_corpus.cpp) in a temporary folder under /tmp,
+# with its dictionary (safetensors.dict, load.dict). Fails on any crash,
+# sanitizer report, leak, broken promise (the targets abort), timeout (10 s per
+# input) or out-of-memory (2 GB); the input that did it is kept and its path
+# printed.
 #
 #   bash tests/fuzz/run.sh [SECONDS]      (scripts/run fuzz installs clang first)
 set -euo pipefail
@@ -18,10 +25,16 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -eq 0 ]; then
 fi
 cxx="${MINIDL_FUZZ_CXX:-clang++}"
 work="$(mktemp -d /tmp/minidl-fuzz.XXXXXX)"
+# fuzz_load_model's save/load round trip writes files, which save_model
+# fsyncs: into a RAM-backed folder when there is one (fsync is then free),
+# else under $work. The targets get it as TMPDIR.
+scratch="$(mktemp -d /dev/shm/minidl-fuzz.XXXXXX 2>/dev/null || true)"
+[ -n "$scratch" ] || { scratch="$work/tmp"; mkdir "$scratch"; }
 keep=0
-trap '[ "$keep" -eq 1 ] || rm -rf "$work"' EXIT
+trap '[ "$keep" -eq 1 ] || rm -rf "$work"; rm -rf "$scratch"' EXIT
 
-targets=(idx safetensors)
+targets=(idx safetensors load_model load_weights)
+declare -A dicts=([safetensors]=safetensors.dict [load_model]=load.dict [load_weights]=load.dict)
 for target in "${targets[@]}"; do
   echo "fuzz: building fuzz_$target"
   # -fno-sanitize-recover: an undefined-behaviour report stops the run like a crash.
@@ -37,11 +50,11 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$work/artifacts-$target"
   cp "$root/tests/fuzz/corpus/$target/"* "$corpus/"
   dict=()
-  [ -f "$root/tests/fuzz/$target.dict" ] && dict=(-dict="$root/tests/fuzz/$target.dict")
+  [ -n "${dicts[$target]:-}" ] && dict=(-dict="$root/tests/fuzz/${dicts[$target]}")
   echo "fuzz: running fuzz_$target for $seconds s"
   set +e
-  "$work/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts-$target/" \
+  TMPDIR="$scratch" "$work/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts-$target/" \
     >"$work/$target.log" 2>&1
   rc=$?
   set -e
