@@ -127,20 +127,22 @@ GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstM
     report.layers.push_back({model.layer(i).name() + " (" + model.layer(i).type() + ")", reason, 0.0});
   }
 
-  // loss(mask): layers switching[j] with bit j set run in the inference phase,
-  // every other layer in the training phase (phases only matter for the former).
+  // loss(switched): layers switching[j] with switched(j) true run in the
+  // inference phase, every other layer in the training phase (phases only
+  // matter for the former).
   const std::size_t k = switching.size();
-  const auto loss = [&](std::size_t mask) {
+  const auto loss = [&](auto switched) {
     std::vector<Phase> phases(model.size(), Phase::training);
     for (std::size_t j = 0; j < k; ++j)
-      if (mask >> j & 1) phases[switching[j]] = Phase::inference;
+      if (switched(j)) phases[switching[j]] = Phase::inference;
     Sequential<Scalar> copy = model.clone();  // training-phase side effects land on the copy
     return static_cast<double>(copy.loss_in_phases(x, y, phases, options.batch_size));
   };
 
-  if (k <= 8) {
+  if (k <= 8) {  // coalitions as bit masks of k <= 8 bits
     std::vector<double> value(std::size_t{1} << k);
-    for (std::size_t mask = 0; mask < value.size(); ++mask) value[mask] = loss(mask);
+    for (std::size_t mask = 0; mask < value.size(); ++mask)
+      value[mask] = loss([mask](std::size_t j) { return (mask >> j & 1) != 0; });
     // Shapley weight of a coalition of size s not containing j: s!(k-s-1)!/k!.
     std::vector<double> factorial(k + 1, 1.0);
     for (std::size_t i = 1; i <= k; ++i) factorial[i] = factorial[i - 1] * static_cast<double>(i);
@@ -156,12 +158,10 @@ GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstM
     }
     report.training_loss = value.front();
     report.inference_loss = value.back();
-  } else {
-    std::size_t mask = 0;
-    double previous = report.training_loss = loss(0);
+  } else {  // layers 0..j switched, one more at a time: any number of layers
+    double previous = report.training_loss = loss([](std::size_t) { return false; });
     for (std::size_t j = 0; j < k; ++j) {
-      mask |= std::size_t{1} << j;
-      const double current = loss(mask);
+      const double current = loss([j](std::size_t b) { return b <= j; });
       report.layers[row_of[j]].share = current - previous;
       previous = current;
     }

@@ -15,6 +15,7 @@
 // steady-state training step does not allocate.
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,10 +39,31 @@ struct Parameter {
   Scalar* value = nullptr;  ///< `size` scalars, owned by the layer
   Scalar* grad = nullptr;   ///< `size` scalars or null
   Index size = 0;
+  bool non_negative = false;  ///< every value must be >= 0 (a variance)
 
   Eigen::Map<Vector<Scalar>> values() const { return {value, size}; }
   Eigen::Map<Vector<Scalar>> gradient() const { return {grad, grad ? size : 0}; }
 };
+
+namespace detail {
+
+/// Throws Exception "<what>: value i is nan, expected a finite number" unless every one of `values`
+/// (new values for `target`, not yet written) is finite and, for a
+/// non_negative tensor, >= 0. Weights from files and set_weights() pass here
+/// before anything is written: a NaN weight or a negative moving variance
+/// would make every later prediction NaN without an error.
+template <class Exception = ValueError, class Scalar, class Values>
+void check_tensor_values(const Parameter<Scalar>& target, const Values& values, const std::string& what) {
+  // x·0 is 0 exactly for finite x: one vectorized pass, the slow search only to name the value.
+  const bool finite = std::isfinite((values.array() * Scalar(0)).sum());
+  if (finite && !(target.non_negative && values.minCoeff() < 0)) return;
+  for (Index i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]) || (target.non_negative && values[i] < 0))
+      throw Exception(message(what, ": value ", i, " is ", values[i],
+                               std::isfinite(values[i]) ? ", expected >= 0 (a variance)" : ", expected a finite number"));
+}
+
+}  // namespace detail
 
 template <class Scalar>
 class Layer {
@@ -98,7 +120,7 @@ class Layer {
     if (!initialized())
       throw StateError(detail::message(describe(), ": weights are not initialized; add the layer to a "
                                                    "Sequential or call initialize(rng) first"));
-    check_forward(x, phase);  // layer-specific checks, before anything changes
+    check_batch(x.rows(), phase);  // before anything changes
     output_.resize(x.rows(), output_size());
     // The backward cache is only valid after a training-phase forward.
     training_rows_ = 0;
@@ -109,6 +131,18 @@ class Layer {
       forward_inference(x, output_);
     }
     return output_;
+  }
+
+  /// Throws (ShapeError, ValueError) if forward() would reject a batch of
+  /// `rows` samples in `phase`, changing nothing: the layer's own
+  /// requirements (BatchNorm with the pytorch convention needs more than one
+  /// value per channel to train) and the size of its output. A model asks
+  /// every layer before the first one runs, so that a rejected batch leaves
+  /// no layer changed.
+  void check_batch(Index rows, Phase phase) const {
+    detail::checked_size([this] { return describe() + ": output of a batch (rows x values per sample)"; },
+                         {rows, output_size()});
+    check_batch_impl(rows, phase);
   }
 
   /// The output of the last forward call (the matrix forward() returned).
@@ -171,9 +205,11 @@ class Layer {
   Layer(const Layer&) = default;
   Layer& operator=(const Layer&) = default;
 
-  /// Layer-specific checks of a forward call's input, run before anything
-  /// changes (e.g. BatchNorm's "more than 1 value per channel"). Throw to reject.
-  virtual void check_forward(const Matrix<Scalar>& x, Phase phase) const { (void)x, (void)phase; }
+  /// Layer-specific checks of a batch of `rows` samples in `phase`, run before
+  /// anything changes (e.g. BatchNorm's "more than 1 value per channel"); they
+  /// may depend on the batch size and the layer's settings, not on the
+  /// values. Throw to reject.
+  virtual void check_batch_impl(Index rows, Phase phase) const { (void)rows, (void)phase; }
   /// y = f(x) in the training phase; y is already sized N x output_size().
   virtual void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) = 0;
   /// y = f(x) in the inference phase; y is already sized N x output_size().

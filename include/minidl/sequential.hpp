@@ -22,6 +22,7 @@
 #include <numeric>
 #include <string>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,7 @@ class Sequential {
   /// initialized from the model's generator. The model must be compiled again.
   template <class L, std::enable_if_t<std::is_base_of_v<Layer<Scalar>, L>, int> = 0>
   L& add(L layer) {
+    check_not_training("add");
     if (layer.name().empty()) layer.set_name(unique_name(layer.type()));  // so errors can name it
     if (layers_.empty()) {
       if (!layer.built())
@@ -72,10 +74,18 @@ class Sequential {
   }
 
   /// Appends the layers of `other`, shared with it (as a Keras model nested in
-  /// a Sequential): add(base.clone()) for an independent copy of a base.
+  /// a Sequential): add(base.clone()) for an independent copy of a base. A
+  /// layer can be used once per model: appending a layer this model already
+  /// has is a ValueError (Keras would share its weights between the two uses;
+  /// minidl does not support that, as each layer keeps one output buffer).
   void add(const Sequential& other) {
+    check_not_training("add");
     if (&other == this) throw ValueError("Sequential::add: a model cannot be appended to itself");
     if (other.layers_.empty()) throw ValueError("Sequential::add: the model to append has no layers");
+    for (const auto& l : other.layers_)
+      if (std::find(layers_.begin(), layers_.end(), l) != layers_.end())
+        throw ValueError(detail::message("Sequential::add: ", l->describe(), " is already in this model; a layer can ",
+                                         "be used once per model (add(other.clone()) appends a copy)"));
     if (!layers_.empty() && other.input_shape() != output_shape())
       throw ShapeError(detail::message("Sequential::add: the appended model expects input shape ",
                                        other.input_shape().str(), ", the last layer, ", layers_.back()->describe(),
@@ -85,8 +95,9 @@ class Sequential {
   }
 
   std::size_t size() const { return layers_.size(); }
-  Layer<Scalar>& layer(std::size_t index) { return *layers_.at(index); }
-  const Layer<Scalar>& layer(std::size_t index) const { return *layers_.at(index); }
+  /// Layer `index`; ValueError if there is none.
+  Layer<Scalar>& layer(std::size_t index) { return *layers_[checked_index(index)]; }
+  const Layer<Scalar>& layer(std::size_t index) const { return *layers_[checked_index(index)]; }
   Layer<Scalar>& layer(const std::string& name) {
     for (auto& l : layers_)
       if (l->name() == name) return *l;
@@ -140,6 +151,7 @@ class Sequential {
   void compile(const Loss& loss, const Opt& optimizer, std::vector<Metric> metrics = {}) {
     static_assert(std::is_base_of_v<Optimizer<Scalar>, Opt>,
                   "compile: the optimizer must be a minidl::Optimizer of the model's scalar type");
+    check_not_training("compile");
     checked_back();
     auto opt = std::make_unique<Opt>(optimizer);
     std::vector<Index> sizes;
@@ -170,6 +182,11 @@ class Sequential {
   /// epoch's end, no further epoch starts. Either way on_train_end runs and
   /// fit returns the History so far. fit resets it to false when it starts.
   bool stop_training = false;
+
+  /// True while fit or train_on_batch runs (e.g. in a callback): the model
+  /// then refuses add, compile and training calls with a StateError, since
+  /// the running step holds views of its layers and buffers.
+  bool training() const { return training_; }
 
   /// Loss of (x, y) in the inference phase, batch-size-weighted over batches.
   Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32) {
@@ -212,6 +229,7 @@ class Sequential {
   Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
     check_compiled("train_on_batch");
     check_data("train_on_batch", x, y);
+    const TrainingGuard guard(*this, "train_on_batch");
     batch_x_ = x;
     batch_y_ = y;
     const Scalar loss = forward_loss();
@@ -232,11 +250,15 @@ class Sequential {
   Scalar loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const std::vector<Phase>& phases,
                         Index batch_size = 32) {
     check_compiled("loss_in_phases");
+    check_not_training("loss_in_phases");
     check_data("loss_in_phases", x, y);
     check_batch_size("loss_in_phases", batch_size);
     if (phases.size() != size())
       throw ShapeError(detail::message("Sequential::loss_in_phases: phases has ", phases.size(),
                                        " entries, expected one per layer (", size(), ")"));
+    // Training-phase layers change (statistics, generators) batch by batch:
+    // every batch size is checked against every layer before the first runs.
+    check_batch_sizes(x.rows(), batch_size, [&](std::size_t i) { return phases[i]; });
     double sum = 0;
     for (Index begin = 0; begin < x.rows(); begin += batch_size) {
       const Index n = std::min(batch_size, x.rows() - begin);
@@ -257,15 +279,21 @@ class Sequential {
     for (const auto& p : all_tensors()) out.emplace_back(p.values());
     return out;
   }
+  /// Sets every tensor, in get_weights() order. Throws ShapeError (a count or
+  /// size that differs) or ValueError (a NaN or Inf value, a negative moving
+  /// variance), changing nothing.
   void set_weights(const std::vector<Vector<Scalar>>& weights) {
     auto tensors = all_tensors();
     if (weights.size() != tensors.size())
       throw ShapeError(detail::message("Sequential::set_weights: got ", weights.size(), " tensors, expected ",
                                        tensors.size()));
-    for (std::size_t i = 0; i < tensors.size(); ++i)
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
       if (weights[i].size() != tensors[i].size)
         throw ShapeError(detail::message("Sequential::set_weights: tensor ", i, " (", tensors[i].name, ") has ",
                                          weights[i].size(), " values, expected ", tensors[i].size));
+      detail::check_tensor_values(tensors[i], weights[i],
+                                  detail::message("Sequential::set_weights: tensor ", i, " (", tensors[i].name, ")"));
+    }
     for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].values() = weights[i];
   }
 
@@ -297,13 +325,12 @@ class Sequential {
       if ((i > 0 && upper(text[i]) && lower(text[i - 1])) || starts_word) base += '_';
       base += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
     }
-    const auto taken = [&](const std::string& name) {
-      for (const auto& l : layers_)
-        if (l->name() == name) return true;
-      return false;
-    };
+    // One pass over the layers, then a lookup per suffix tried: adding n
+    // unnamed layers costs O(n²) string work in all, not O(n³).
+    std::unordered_set<std::string> taken;
+    for (const auto& l : layers_) taken.insert(l->name());
     std::string name = base;
-    for (int suffix = 1; taken(name); ++suffix) name = base + "_" + std::to_string(suffix);
+    for (int suffix = 1; taken.count(name); ++suffix) name = base + "_" + std::to_string(suffix);
     return name;
   }
 
@@ -312,6 +339,47 @@ class Sequential {
       throw ValueError(detail::message("Sequential::", frozen ? "freeze" : "unfreeze", ": range [", begin, ", ",
                                        end, ") is not within [0, ", size(), "]"));
     for (std::size_t i = begin; i < end; ++i) layers_[i]->set_frozen(frozen);
+  }
+
+  std::size_t checked_index(std::size_t index) const {
+    if (index >= layers_.size())
+      throw ValueError(detail::message("Sequential::layer: index ", index, " is out of range: the model has ",
+                                       layers_.size(), " layers"));
+    return index;
+  }
+  void check_not_training(const char* call) const {
+    if (training_)
+      throw StateError(detail::message("Sequential::", call, ": the model is training (fit or train_on_batch is ",
+                                       "running, e.g. this is a callback); ", call, " is refused until it returns"));
+  }
+  /// Marks the model as training for the guard's lifetime; refuses a second,
+  /// nested training call.
+  class TrainingGuard {
+   public:
+    TrainingGuard(Sequential& model, const char* call) : model_(model) {
+      model.check_not_training(call);
+      model.training_ = true;
+    }
+    ~TrainingGuard() { model_.training_ = false; }
+    TrainingGuard(const TrainingGuard&) = delete;
+    TrainingGuard& operator=(const TrainingGuard&) = delete;
+
+   private:
+    Sequential& model_;
+  };
+
+  /// Throws, before any layer runs, if some layer would reject a batch of
+  /// `rows` in layer i's phase phase_of(i).
+  template <class PhaseOf>
+  void check_batch(Index rows, PhaseOf phase_of) const {
+    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->check_batch(rows, phase_of(i));
+  }
+  /// check_batch for every batch size that batching `samples` by `batch_size`
+  /// gives: the full batch and the shorter last one.
+  template <class PhaseOf>
+  void check_batch_sizes(Index samples, Index batch_size, PhaseOf phase_of) const {
+    check_batch(std::min(samples, batch_size), phase_of);
+    if (samples > batch_size && samples % batch_size != 0) check_batch(samples % batch_size, phase_of);
   }
 
   const Layer<Scalar>& checked_front() const {
@@ -361,6 +429,7 @@ class Sequential {
   /// Runs every layer forward, layer i in phase_of(i); returns the last output.
   template <class PhaseOf>
   const Matrix<Scalar>& forward_all(const Matrix<Scalar>& x, PhaseOf phase_of) {
+    check_batch(x.rows(), phase_of);
     const Matrix<Scalar>* h = &x;
     for (std::size_t i = 0; i < layers_.size(); ++i) h = &layers_[i]->forward(*h, phase_of(i));
     return *h;
@@ -411,6 +480,7 @@ class Sequential {
   std::unique_ptr<Optimizer<Scalar>> optimizer_;
   std::vector<Metric> metrics_;
   bool compiled_ = false;
+  bool training_ = false;  // fit or train_on_batch is running
   std::vector<std::vector<Parameter<Scalar>>> parameters_;  // per layer, cached at compile()
 
   // Reused buffers: a steady-state step allocates nothing.

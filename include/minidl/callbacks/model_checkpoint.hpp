@@ -24,8 +24,12 @@
 // {name} without a format spec prints a value as %g (Python prints repr()).
 #pragma once
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -78,6 +82,7 @@ class ModelCheckpoint : public Callback<Scalar> {
     detail::minidl_bindings(model, "ModelCheckpoint");  // layer names unique
     if (!options_.save_weights_only)
       for (std::size_t i = 0; i < model.size(); ++i) detail::layer_json(model.layer(i), i);
+    check_directory();
   }
 
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
@@ -99,7 +104,9 @@ class ModelCheckpoint : public Callback<Scalar> {
       *options_.out << "\nEpoch " << epoch + 1 << ": saving model to " << path << "\n";
     }
     const auto directory = std::filesystem::path(path).parent_path();
-    if (!directory.empty()) std::filesystem::create_directories(directory);
+    std::error_code error;
+    if (!directory.empty() && !std::filesystem::create_directories(directory, error) && error)
+      throw IOError("ModelCheckpoint: cannot create the directory '" + directory.string() + "': " + error.message());
     if (options_.save_weights_only) save_weights(model, path);
     else save_model(model, path);
     last_path_ = path;
@@ -127,6 +134,30 @@ class ModelCheckpoint : public Callback<Scalar> {
   struct Field {
     std::string name, spec;
   };
+
+  // The directory that every file path lies in (the part of filepath before
+  // its first {field}) must be a directory, or creatable, and writable: an
+  // IOError when fit starts rather than after the first epoch's training.
+  void check_directory() const {
+    std::string fixed;
+    for (const Field& f : fields_) {
+      if (!f.name.empty()) break;
+      fixed += f.spec;
+    }
+    namespace fs = std::filesystem;
+    std::error_code error;
+    fs::path existing = fs::path(fixed + "x").parent_path();  // "ckpt/run-" -> "ckpt"
+    if (existing.empty()) existing = ".";
+    while (!fs::exists(existing, error) && existing.has_parent_path() && existing != existing.parent_path())
+      existing = existing.parent_path();
+    if (!fs::exists(existing, error)) existing = ".";  // a relative path whose first part is missing
+    if (!fs::is_directory(existing, error))
+      throw IOError("ModelCheckpoint: cannot save to '" + filepath_ + "': '" + existing.string() +
+                    "' is not a directory");
+    if (::access(existing.c_str(), W_OK | X_OK) != 0)
+      throw IOError("ModelCheckpoint: cannot save to '" + filepath_ + "': directory '" + existing.string() +
+                    "' is not writable: " + std::strerror(errno));
+  }
 
   // Python's str.format subset: "{{" and "}}" escape braces; a field is
   // {name} or {name:spec} with spec [0][width][.precision][type], type one of d f e g.

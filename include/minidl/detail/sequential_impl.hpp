@@ -11,6 +11,10 @@ namespace minidl {
 
 template <class Scalar>
 Scalar Sequential<Scalar>::forward_loss() {
+  // Every layer accepts the batch before the first changes anything (a
+  // Dropout's generator, a BatchNorm's moving statistics): a rejected batch
+  // leaves the model as it was.
+  check_batch(batch_x_.rows(), [](std::size_t) { return Phase::training; });
   // Forward, training phase. Layer i's input is layer i-1's output buffer.
   const Matrix<Scalar>* h = &batch_x_;
   for (auto& l : layers_) h = &l->forward(*h, Phase::training);
@@ -100,9 +104,17 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   check_compiled("fit");
   check_data("fit", x, y);
   check_fit_options(options);
+  // Every batch size this fit will use, against every layer, before the
+  // first step: a batch some layer rejects (a last batch of one sample for
+  // a pytorch-convention BatchNorm) fails the fit before anything trains.
+  check_batch_sizes(x.rows(), options.batch_size, [](std::size_t) { return Phase::training; });
+  if (options.validation_data)
+    check_batch_sizes(options.validation_data->x.rows(), options.batch_size,
+                      [](std::size_t) { return Phase::inference; });
+  const TrainingGuard guard(*this, "fit");
 
   const Index samples = x.rows();
-  const Index steps = (samples + options.batch_size - 1) / options.batch_size;
+  const Index steps = samples / options.batch_size + (samples % options.batch_size != 0);  // no overflow
   order_.resize(static_cast<std::size_t>(samples));
   std::iota(order_.begin(), order_.end(), Index{0});
   Rng shuffle_rng(options.seed);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -65,13 +66,22 @@ class TempFile {
   bool committed_ = false;
 };
 
-/// Creates "<path>.tmp-<pid>-<n>" exclusively (O_EXCL: never reuses a file
-/// another writer has open); retries on a name clash.
-inline TempFile create_temp_beside(const std::string& path) {
+/// Creates "<path>.tmp-<pid>-<n>" in `dir` exclusively (O_EXCL: never reuses
+/// a file another writer has open); retries on a name clash. A file name too
+/// long to take the suffix within the directory's name limit (NAME_MAX, 255
+/// bytes on most file systems) is shortened in the temporary name only: any
+/// name the target can have, the temporary file can too.
+inline TempFile create_temp_beside(const std::string& path, const std::string& dir) {
   static std::atomic<unsigned long> counter{0};
+  const std::filesystem::path target(path);
+  const std::string name = target.filename().string();
+  const long limit = ::pathconf(dir.c_str(), _PC_NAME_MAX);
+  const std::size_t name_max = limit > 0 ? static_cast<std::size_t>(limit) : 255;
   std::string tmp;
   for (int attempt = 0; attempt < 100; ++attempt) {
-    tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    const std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    const std::size_t keep = name_max > suffix.size() ? std::min(name.size(), name_max - suffix.size()) : 0;
+    tmp = (target.parent_path() / (name.substr(0, keep) + suffix)).string();
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0) return TempFile(tmp, fd);
     if (errno != EEXIST) break;
@@ -91,7 +101,7 @@ inline void write_file_atomically(const std::string& path, std::string_view byte
   std::string dir = target.parent_path().string();
   if (dir.empty()) dir = ".";
 
-  detail::TempFile tmp = detail::create_temp_beside(path);
+  detail::TempFile tmp = detail::create_temp_beside(path, dir);
   for (std::size_t done = 0; done < bytes.size();) {
     const ::ssize_t n = ::write(tmp.fd(), bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;

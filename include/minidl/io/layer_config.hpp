@@ -17,9 +17,11 @@
 // fields are ignored.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "../layers/activation_layer.hpp"
 #include "../layers/batch_norm.hpp"
@@ -85,36 +87,36 @@ class ConfigReader {
   ConfigReader(const Json& object, std::string where) : object_(object), where_(std::move(where)) {}
 
   const Json& at(const char* field) const {
-    if (!object_.is_object()) fail("", "must be a JSON object, got " + object_.dump());
+    if (!object_.is_object()) fail("", "must be a JSON object, got " + excerpt(object_));
     const auto it = object_.find(field);
     if (it == object_.end()) fail(field, "is missing");
     return *it;
   }
   std::string string(const char* field) const {
     const Json& v = at(field);
-    if (!v.is_string()) fail(field, "must be a string, got " + v.dump());
+    if (!v.is_string()) fail(field, "must be a string, got " + excerpt(v));
     return v.get<std::string>();
   }
   bool boolean(const char* field) const {
     const Json& v = at(field);
-    if (!v.is_boolean()) fail(field, "must be true or false, got " + v.dump());
+    if (!v.is_boolean()) fail(field, "must be true or false, got " + excerpt(v));
     return v.get<bool>();
   }
   double number(const char* field) const {
     const Json& v = at(field);
-    if (!v.is_number()) fail(field, "must be a number, got " + v.dump());
+    if (!v.is_number()) fail(field, "must be a number, got " + excerpt(v));
     return v.get<double>();
   }
   Index positive(const char* field) const { return positive(field, at(field)); }
   std::array<Index, 2> size2(const char* field) const {
     const Json& v = at(field);
-    if (!v.is_array() || v.size() != 2) fail(field, "must be [height, width], got " + v.dump());
+    if (!v.is_array() || v.size() != 2) fail(field, "must be [height, width], got " + excerpt(v));
     return {positive(field, v[0]), positive(field, v[1])};
   }
   std::optional<std::uint64_t> seed(const char* field) const {
     const Json& v = at(field);
     if (v.is_null()) return std::nullopt;
-    if (!v.is_number_unsigned()) fail(field, "must be null or an integer >= 0, got " + v.dump());
+    if (!v.is_number_unsigned()) fail(field, "must be null or an integer >= 0, got " + excerpt(v));
     return v.get<std::uint64_t>();
   }
   /// The one of `values` whose name the field holds.
@@ -126,15 +128,18 @@ class ConfigReader {
       if (s == name(value)) return value;
       list += (list.empty() ? "" : ", ") + std::string(name(value));
     }
-    fail(field, "must be one of " + list + ", got '" + s + "'");
+    fail(field, "must be one of " + list + ", got '" + st_short(s) + "'");
   }
+  /// A JSON value as a message quotes it: at most ~100 bytes of its text
+  /// (a value from a file can be megabytes long).
+  static std::string excerpt(const Json& v) { return st_short(v.dump(), 100); }
   [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
     throw FormatError(where_ + (field.empty() ? ": " : ": field '" + field + "' ") + problem);
   }
 
  private:
   Index positive(const char* field, const Json& v) const {
-    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) fail(field, "must be an integer > 0, got " + v.dump());
+    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) fail(field, "must be an integer > 0, got " + excerpt(v));
     return v.get<Index>();
   }
   const Json& object_;
@@ -153,22 +158,33 @@ inline Padding padding_field(const ConfigReader& r) {
   return r.choice("padding", {Padding::valid, Padding::same}, to_string);
 }
 
+/// What a layer's weights must be in the file, checked before the layer is
+/// built: expect(tensor, shape, layout) throws FormatError unless the file
+/// holds "<layer name>.<tensor>" with that shape (weights.hpp's check_file_tensor).
+using ExpectTensor = std::function<void(const char* tensor, std::vector<std::int64_t> shape, const char* layout)>;
+
 /// Appends the layer `config` describes (type `type`) to `model`; the first
-/// layer of the model gets `input` as its input shape. Errors from the
-/// layer's constructor or from add (a bad value, a shape mismatch) propagate.
+/// layer of the model gets `model_input` as its input shape. The weights the
+/// layer will have are passed to `expect` first, so that nothing is allocated
+/// for a layer whose tensors the file does not hold. Errors from the layer's
+/// constructor or from add (a bad value, a shape mismatch) propagate.
 template <class S>
 Layer<S>& add_layer(Sequential<S>& model, const std::string& type, const std::string& name, const ConfigReader& r,
-                    const Shape& input) {
+                    const Shape& model_input, const ExpectTensor& expect) {
   const bool first = model.size() == 0;
+  const Shape& input = first ? model_input : model.output_shape();
   const auto add = [&](auto layer) -> Layer<S>& {
     layer.set_name(name);
     if (first) layer.build(input);
     return model.add(std::move(layer));
   };
   if (type == "Dense") {
-    const Index inputs = first ? input.size() : model.output_shape().size();
-    return add(Dense<S>(inputs, r.positive("units"), activation_field(r),
-                        DenseOptions{initializer_field(r), r.boolean("use_bias"), r.seed("seed")}));
+    const Index units = r.positive("units");
+    const Activation activation = activation_field(r);
+    const DenseOptions o{initializer_field(r), r.boolean("use_bias"), r.seed("seed")};
+    expect("kernel", {input.size(), units}, " (inputs x units)");
+    if (o.use_bias) expect("bias", {units}, "");
+    return add(Dense<S>(input.size(), units, activation, o));
   }
   if (type == "Conv2D") {
     const Index filters = r.positive("filters");
@@ -180,6 +196,10 @@ Layer<S>& add_layer(Sequential<S>& model, const std::string& type, const std::st
     o.use_bias = r.boolean("use_bias");
     o.kernel_initializer = initializer_field(r);
     o.seed = r.seed("seed");
+    if (input.rank() == 3) {  // else the layer itself rejects the input shape, allocating nothing
+      expect("kernel", {kernel_size[0], kernel_size[1], input[2], filters}, " (kh x kw x C x F)");
+      if (o.use_bias) expect("bias", {filters}, "");
+    }
     return add(Conv2D<S>(filters, kernel_size, o));
   }
   if (type == "MaxPooling2D") return add(MaxPooling2D<S>(r.size2("pool_size"), r.size2("strides"), padding_field(r)));
@@ -195,6 +215,7 @@ Layer<S>& add_layer(Sequential<S>& model, const std::string& type, const std::st
     o.frozen_policy = r.choice("frozen_policy", {FrozenBatchNormPolicy::moving_statistics,
                                                  FrozenBatchNormPolicy::batch_statistics},
                                policy_name);
+    for (const char* tensor : {"gamma", "beta", "moving_mean", "moving_variance"}) expect(tensor, {input.back()}, "");
     return add(BatchNorm<S>(o));
   }
   if (type == "Flatten") return add(Flatten<S>());
@@ -204,7 +225,7 @@ Layer<S>& add_layer(Sequential<S>& model, const std::string& type, const std::st
   if (type == "Tanh") return add(Tanh<S>());
   if (type == "Softmax") return add(Softmax<S>());
   if (type == "Linear") return add(Linear<S>());
-  r.fail("", "unknown layer type '" + type + "' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, "
+  r.fail("", "unknown layer type '" + st_short(type) + "' (known: Dense, Conv2D, MaxPooling2D, AveragePooling2D, "
              "GlobalAveragePooling2D, Flatten, Dropout, BatchNormalization, ReLU, Sigmoid, Tanh, Softmax, Linear)");
 }
 

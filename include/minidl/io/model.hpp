@@ -32,6 +32,13 @@ namespace detail {
 inline const char* const architecture_key = "minidl.architecture";
 inline const char* const architecture_format = "minidl.Sequential";
 inline const int architecture_version = 1;
+// Bounds on what a file may make load_model hold: the architecture needs 5
+// levels of nesting (object > layers > layer > config > kernel_size) and
+// about a dozen JSON values per layer; a layer name is quoted in messages
+// and tensor names.
+inline constexpr int architecture_max_depth = 8;
+inline constexpr std::size_t architecture_max_values = std::size_t(1) << 20;
+inline constexpr std::size_t layer_name_max_bytes = 256;
 }  // namespace detail
 
 /// Writes `model`'s architecture and weights (as `dtype`) to `path`, atomically.
@@ -57,54 +64,87 @@ namespace detail {
 
 inline Shape shape_from_json(const Json& dims, const ConfigReader& r) {
   if (!dims.is_array() || dims.empty() || dims.size() > static_cast<std::size_t>(Shape::max_rank))
-    r.fail("input_shape", "must be a list of 1 to " + std::to_string(Shape::max_rank) + " sizes, got " + dims.dump());
+    r.fail("input_shape", "must be a list of 1 to " + std::to_string(Shape::max_rank) + " sizes, got " +
+                              ConfigReader::excerpt(dims));
   Index d[Shape::max_rank] = {};
   for (std::size_t a = 0; a < dims.size(); ++a) {
     if (!dims[a].is_number_integer() || dims[a].get<std::int64_t>() <= 0)
-      r.fail("input_shape", "must hold integers > 0, got " + dims.dump());
+      r.fail("input_shape", "must hold integers > 0, got " + ConfigReader::excerpt(dims));
     d[a] = dims[a].get<Index>();
   }
-  switch (dims.size()) {
-    case 1: return Shape{d[0]};
-    case 2: return Shape{d[0], d[1]};
-    case 3: return Shape{d[0], d[1], d[2]};
-    default: return Shape{d[0], d[1], d[2], d[3]};
+  try {
+    switch (dims.size()) {
+      case 1: return Shape{d[0]};
+      case 2: return Shape{d[0], d[1]};
+      case 3: return Shape{d[0], d[1], d[2]};
+      default: return Shape{d[0], d[1], d[2], d[3]};
+    }
+  } catch (const ShapeError& e) {  // more than max_elements values per sample
+    r.fail("input_shape", e.what());
+  }
+}
+
+/// The architecture JSON, parsed with bounded depth and size: a file cannot
+/// make the parser (or a later dump() of a value) recurse without end, nor
+/// hold more than architecture_max_values values however long the text is.
+inline Json parse_architecture(const std::string& text, const std::string& source) {
+  const auto fail = [&](const std::string& problem) {
+    throw FormatError(message(source, ": metadata '", architecture_key, "' ", problem));
+  };
+  int depth = 0;
+  std::size_t values = 0;
+  const Json::parser_callback_t bound = [&](int, Json::parse_event_t event, Json&) {
+    using E = Json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) && ++depth > architecture_max_depth)
+      fail(message("is nested deeper than ", architecture_max_depth, " levels (the format needs 5)"));
+    if (event == E::object_end || event == E::array_end) --depth;
+    if ((event == E::object_start || event == E::array_start || event == E::value) && ++values > architecture_max_values)
+      fail(message("has more than ", architecture_max_values, " JSON values"));
+    return true;
+  };
+  try {
+    return Json::parse(text, bound);
+  } catch (const Json::exception& e) {
+    throw FormatError(message(source, ": metadata '", architecture_key, "' is not valid JSON: ", st_short(e.what(), 300)));
   }
 }
 
 /// The model the architecture JSON of `file` describes, with fresh weights.
+/// Every layer's weights are checked against the tensors of `file` before the
+/// layer is built, so that the memory a load takes is proportional to the file.
 template <class Scalar>
 Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& source) {
   const auto text = file.metadata().find(architecture_key);
   if (text == file.metadata().end())
     throw FormatError(message(source, ": no '", architecture_key, "' metadata: not a file save_model wrote (a ",
                               "weights file goes into a model built in code, with load_weights)"));
-  Json arch;
-  try {
-    arch = Json::parse(text->second);
-  } catch (const Json::exception& e) {
-    throw FormatError(message(source, ": metadata '", architecture_key, "' is not valid JSON: ", e.what()));
-  }
+  const Json arch = parse_architecture(text->second, source);
   const ConfigReader top(arch, source + ": architecture");
   if (top.string("format") != architecture_format)
-    top.fail("format", "must be '" + std::string(architecture_format) + "', got '" + top.string("format") + "'");
+    top.fail("format", "must be '" + std::string(architecture_format) + "', got '" + st_short(top.string("format")) + "'");
   if (!top.at("version").is_number_integer() || top.at("version").get<std::int64_t>() != architecture_version)
-    top.fail("version", "must be " + std::to_string(architecture_version) + ", got " + top.at("version").dump());
+    top.fail("version", "must be " + std::to_string(architecture_version) + ", got " +
+                            ConfigReader::excerpt(top.at("version")));
   const Shape input = shape_from_json(top.at("input_shape"), top);
   const Json& layers = top.at("layers");
-  if (!layers.is_array() || layers.empty()) top.fail("layers", "must be a non-empty list, got " + layers.dump());
+  if (!layers.is_array() || layers.empty())
+    top.fail("layers", "must be a non-empty list, got " + ConfigReader::excerpt(layers));
   Sequential<Scalar> model;
   std::set<std::string> names;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const ConfigReader entry(layers[i], message(source, ": layer ", i));
     const std::string type = entry.string("type"), name = entry.string("name");
-    if (name.empty() || !names.insert(name).second)
-      entry.fail("name", "must be a non-empty name no other layer has, got '" + name + "'");
+    if (name.empty() || name.size() > layer_name_max_bytes || !names.insert(name).second)
+      entry.fail("name", message("must be a name of 1 to ", layer_name_max_bytes, " bytes that no other layer has, got '",
+                                 st_short(name), "' (", name.size(), " bytes)"));
     const bool frozen = entry.boolean("frozen");
-    const std::string where = message(source, ": layer ", i, " (", type, " '", name, "'): config");
+    const std::string where = message(source, ": layer ", i, " (", st_short(type), " '", name, "'): config");
     if (!entry.at("config").is_object()) entry.fail("config", "must be a JSON object");
+    const ExpectTensor expect = [&](const char* tensor, std::vector<std::int64_t> shape, const char* layout) {
+      check_file_tensor(file, source, name + "." + tensor, shape, type + " '" + name + "' " + tensor + layout);
+    };
     try {
-      add_layer(model, type, name, ConfigReader(entry.at("config"), where), input).set_frozen(frozen);
+      add_layer(model, type, name, ConfigReader(entry.at("config"), where), input, expect).set_frozen(frozen);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {  // a value the layer rejects, or a shape that does not fit

@@ -271,25 +271,39 @@ inline SafetensorsFile parse_safetensors(const unsigned char* bytes, std::size_t
   return parse_safetensors(std::string(reinterpret_cast<const char*>(bytes), size), source, max_header_bytes);
 }
 
-/// Reads and validates a file; IOError if it is missing, unreadable or a directory.
+/// Reads and validates a file; IOError if it is missing, unreadable or not a
+/// regular file. A device, pipe or socket is refused before anything is
+/// read: /dev/zero would be read forever, and a safetensors file's size must
+/// be known to check its header against it (parse_safetensors reads bytes
+/// that came from anywhere). At most the size fstat reports is read, so a
+/// file that grows while it is read is seen as it was.
 inline SafetensorsFile read_safetensors(const std::string& path) {
   const auto fail = [&](const char* what, int err) {
     throw IOError("safetensors file '" + path + "': " + what + ": " + std::strerror(err));
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+  // before fstat could tell that it is one (it has no effect on a regular file).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail("cannot open", errno);
   const struct Closer { int fd; ~Closer() { ::close(fd); } } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) fail("cannot stat", errno);
   if (S_ISDIR(st.st_mode)) fail("cannot read", EISDIR);
-  std::string bytes;
-  if (S_ISREG(st.st_mode)) bytes.reserve(static_cast<std::size_t>(st.st_size));
-  char buffer[1 << 16];
-  for (::ssize_t r; (r = ::read(fd, buffer, sizeof buffer)) != 0;) {
+  if (!S_ISREG(st.st_mode))
+    throw IOError("safetensors file '" + path + "': not a regular file (" +
+                  (S_ISCHR(st.st_mode) ? "a character device" : S_ISBLK(st.st_mode) ? "a block device"
+                   : S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket" : "a special file") +
+                  "); read its bytes yourself and call parse_safetensors");
+  std::string bytes(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ::ssize_t r = ::read(fd, &bytes[got], bytes.size() - got);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) fail("read error", errno);
-    bytes.append(buffer, static_cast<std::size_t>(r));
+    if (r == 0) break;  // shrank while being read: what was read is validated as it is
+    got += static_cast<std::size_t>(r);
   }
+  bytes.resize(got);
   return parse_safetensors(std::move(bytes), path);
 }
 

@@ -108,36 +108,46 @@ std::vector<TensorBinding<Scalar>> minidl_bindings(const Sequential<Scalar>& mod
   return out;
 }
 
+/// Throws FormatError naming `source` unless `file` holds tensor `name` as F32
+/// or F64 with exactly `shape` (`what` describes it: "Dense 'dense' kernel
+/// (inputs x units)"). Checking this before a layer is built is what bounds a
+/// load's memory by the file's size.
+inline void check_file_tensor(const SafetensorsFile& file, const std::string& source, const std::string& name,
+                              const std::vector<std::int64_t>& shape, const std::string& what) {
+  const TensorEntry* entry = file.find(name);
+  if (!entry)
+    throw FormatError(message(source, ": tensor '", st_short(name), "' is missing (", what, ", expected shape ",
+                              shape_text(shape), ")"));
+  if (entry->dtype != DType::F32 && entry->dtype != DType::F64)
+    throw FormatError(message(source, ": tensor '", st_short(name), "' has dtype ", dtype_name(entry->dtype),
+                              ", expected F32 or F64 (", what, ")"));
+  if (entry->shape != shape)
+    throw FormatError(message(source, ": tensor '", st_short(name), "' has shape ", st_short(shape_text(entry->shape)),
+                              ", expected ", shape_text(shape), " (", what, ")"));
+}
+
 /// Loads `bindings` from `file`: checks presence and shapes (and, if strict,
 /// that the file has nothing else but `ignored` names), reads every value into
-/// temporaries, and only then writes the model. Throws FormatError naming `source`.
+/// temporaries and checks them (finite; a variance >= 0), and only then writes
+/// the model. Throws FormatError naming `source`.
 template <class Scalar>
 void load_bindings(const std::vector<TensorBinding<Scalar>>& bindings, const SafetensorsFile& file,
                    const std::string& source, const LoadOptions& options, const std::set<std::string>& ignored = {}) {
   const auto version = file.metadata().find(version_key);
   if (version != file.metadata().end() && version->second != format_version)
-    throw FormatError(message(source, ": metadata ", version_key, " is '", version->second,
+    throw FormatError(message(source, ": metadata ", version_key, " is '", st_short(version->second),
                               "', this minidl reads version ", format_version));
   std::set<std::string> expected(ignored);
   for (const auto& b : bindings) {
     expected.insert(b.name);
-    const TensorEntry* entry = file.find(b.name);
-    if (!entry)
-      throw FormatError(message(source, ": tensor '", b.name, "' is missing (", b.what, ", expected shape ",
-                                shape_text(b.shape), ")"));
-    if (entry->dtype != DType::F32 && entry->dtype != DType::F64)
-      throw FormatError(message(source, ": tensor '", b.name, "' has dtype ", dtype_name(entry->dtype),
-                                ", expected F32 or F64 (", b.what, ")"));
-    if (entry->shape != b.shape)
-      throw FormatError(message(source, ": tensor '", b.name, "' has shape ", shape_text(entry->shape),
-                                ", expected ", shape_text(b.shape), " (", b.what, ")"));
+    check_file_tensor(file, source, b.name, b.shape, b.what);
   }
   if (options.strict)
     for (const auto& entry : file.tensors())
       if (!expected.count(entry.name))
-        throw FormatError(message(source, ": unexpected tensor '", entry.name, "' ", dtype_name(entry.dtype), " ",
-                                  shape_text(entry.shape), ": the model has no tensor of that name (",
-                                  "LoadOptions::strict = false ignores it)"));
+        throw FormatError(message(source, ": unexpected tensor '", st_short(entry.name), "' ",
+                                  dtype_name(entry.dtype), " ", st_short(shape_text(entry.shape)),
+                                  ": the model has no tensor of that name (LoadOptions::strict = false ignores it)"));
   std::vector<Vector<Scalar>> values;
   Vector<Scalar> raw;
   for (const auto& b : bindings) {
@@ -148,6 +158,8 @@ void load_bindings(const std::vector<TensorBinding<Scalar>>& bindings, const Saf
       values.back() = raw;
     else
       for (Index i = 0; i < raw.size(); ++i) values.back()[i] = raw[b.source[static_cast<std::size_t>(i)]];
+    // After the conversion to Scalar: a double beyond float's range is Inf here.
+    check_tensor_values<FormatError>(b.target, values.back(), message(source, ": tensor '", b.name, "' (", b.what, ")"));
   }
   for (std::size_t i = 0; i < bindings.size(); ++i) bindings[i].target.values() = values[i];
 }

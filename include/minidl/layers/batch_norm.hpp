@@ -110,15 +110,17 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     return input;
   }
 
-  void check_forward(const Matrix<Scalar>& x, Phase phase) const override {
-    const Index n = x.rows() * (this->input_size() / this->input_shape().back());  // values per channel
+  void check_batch_impl(Index rows, Phase phase) const override {
+    // rows·(H·W) values per channel; rows >= 1 and H·W >= 1, so only rows = 1
+    // of a dense input (or a 1x1 image) gives a single value.
+    const bool single_value = rows == 1 && this->input_size() == this->input_shape().back();
     const bool batch_statistics =
         phase == Phase::training &&
         !(this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics);
-    if (batch_statistics && options_.convention == BatchNormConvention::pytorch && n < 2)
+    if (batch_statistics && options_.convention == BatchNormConvention::pytorch && single_value)
       throw ValueError(detail::message(this->describe(), ": training with the pytorch convention expects more "
-                                       "than 1 value per channel (as PyTorch), got ", n, " (a batch of ",
-                                       x.rows(), " x ", this->input_shape().str(), ")"));
+                                       "than 1 value per channel (as PyTorch), got 1 (a batch of ",
+                                       rows, " x ", this->input_shape().str(), ")"));
   }
 
   void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) override {
@@ -192,7 +194,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   }
   void collect_state(std::vector<Parameter<Scalar>>& out) override {
     out.push_back({"moving_mean", moving_mean_.data(), nullptr, moving_mean_.size()});
-    out.push_back({"moving_variance", moving_variance_.data(), nullptr, moving_variance_.size()});
+    out.push_back({"moving_variance", moving_variance_.data(), nullptr, moving_variance_.size(), /*non_negative=*/true});
   }
 
  private:
@@ -202,6 +204,14 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     if (!(options.epsilon > 0) || !std::isfinite(options.epsilon))
       throw ValueError(
           detail::message("BatchNormalization: epsilon must be a finite number > 0, got ", options.epsilon));
+    // ε is used as a Scalar: one that rounds to 0 (1e-50 in float) would
+    // divide by zero on a constant channel, one that rounds to Inf would zero
+    // every output.
+    const auto epsilon = static_cast<Scalar>(options.epsilon);
+    if (!(epsilon > 0) || !std::isfinite(epsilon))
+      throw ValueError(detail::message("BatchNormalization: epsilon ", options.epsilon, " becomes ", epsilon,
+                                       " in the model's scalar type (", sizeof(Scalar) == 4 ? "float" : "double",
+                                       "); it must stay a finite number > 0"));
     if (options.cumulative_average && options.convention != BatchNormConvention::pytorch)
       throw ValueError(
           "BatchNormalization: cumulative_average (PyTorch momentum=None) needs the pytorch convention, "

@@ -103,16 +103,21 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
 
  protected:
   Shape build_impl(const Shape& input) override {
-    const Window2D window(layer_label(*this), "kernel", input, kernel_size_, options_.strides, options_.padding);
+    const std::string label = layer_label(*this);
+    const Window2D window(label, "kernel", input, kernel_size_, options_.strides, options_.padding);
+    const Index patch = detail::checked_size(label + ": kernel kh x kw x C",
+                                             {kernel_size_[0], kernel_size_[1], window.channels()});
+    detail::checked_size(label + ": kernel (kh·kw·C) x F", {patch, filters_});
+    detail::checked_size(label + ": im2col of one sample (positions x kh·kw·C)", {window.positions(), patch});
+    const Shape output{window.out_height(), window.out_width(), filters_};
     // Nothing below throws: the layer changes only once the shape is accepted.
     window_ = window;
-    const Index patch = kernel_size_[0] * kernel_size_[1] * window.channels();
     kernel_ = Matrix<Scalar>::Zero(patch, filters_);
     grad_kernel_ = Matrix<Scalar>::Zero(patch, filters_);
     bias_ = Vector<Scalar>::Zero(options_.use_bias ? filters_ : 0);
     grad_bias_ = Vector<Scalar>::Zero(options_.use_bias ? filters_ : 0);
     if (options_.seed) draw_weights(nullptr);
-    return Shape{window.out_height(), window.out_width(), filters_};
+    return output;
   }
 
   // Both phases compute the same function; the training phase's im2col is
@@ -181,6 +186,8 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
   // window row covers cols.size() adjacent pixels, contiguous in x as in cols:
   // each is copied as one run; rows cut by the padding are zero-filled first.
   void im2col(const Matrix<Scalar>& x) {
+    detail::checked_size([this] { return this->describe() + ": im2col of the batch (N x positions x kh·kw·C)"; },
+                         {x.rows(), window_.positions(), kernel_.rows()});
     cols_.resize(x.rows() * window_.positions(), kernel_.rows());
     const Scalar* in = x.data();
     window_.for_each_window(x.rows(), [&](Index p, Index n, Window2D::Span rows, Window2D::Span cols) {

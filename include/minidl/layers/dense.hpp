@@ -33,9 +33,10 @@ class Dense : public LayerBase<Dense<Scalar>, Scalar> {
   using Base = LayerBase<Dense<Scalar>, Scalar>;
 
  public:
-  /// Throws ValueError naming the argument unless inputs > 0 and units > 0.
+  /// Throws ValueError naming the argument unless inputs > 0 and units > 0,
+  /// ShapeError if inputs·units exceeds max_elements.
   Dense(Index inputs, Index units, Activation activation = Activation::linear, DenseOptions options = {})
-      : Base(Shape{checked("inputs", inputs)}, Shape{checked("units", units)}),
+      : Base(Shape{checked("inputs", inputs)}, Shape{checked_units(inputs, units)}),
         activation_(activation),
         options_(options),
         kernel_(Matrix<Scalar>::Zero(inputs, units)),
@@ -98,6 +99,12 @@ class Dense : public LayerBase<Dense<Scalar>, Scalar> {
   static Index checked(const char* argument, Index value) {
     if (value <= 0) throw ValueError(detail::message("Dense: ", argument, " must be > 0, got ", value));
     return value;
+  }
+  // Runs before the kernel is allocated: an inputs x units product beyond
+  // max_elements is a ShapeError, not a failed (or wrapped) allocation.
+  static Index checked_units(Index inputs, Index units) {
+    detail::checked_size("Dense: kernel inputs x units", {checked("inputs", inputs), checked("units", units)});
+    return units;
   }
 
   // Kernel from Rng(seed) if the layer has a seed, else from *rng; bias zero.

@@ -43,10 +43,13 @@ std::string layer_label(const Layer<Scalar>& layer) {
 }
 
 /// Throws ValueError ("MaxPooling2D: strides must be positive, got 0x2")
-/// unless both sizes are > 0.
+/// unless both sizes are in [1, max_elements] (which keeps the geometry's
+/// arithmetic below from overflowing).
 inline void check_window_argument(const std::string& layer, const char* argument, const std::array<Index, 2>& size) {
   if (size[0] <= 0 || size[1] <= 0)
     throw ValueError(detail::message(layer, ": ", argument, " must be positive, got ", size_text(size)));
+  if (size[0] > max_elements || size[1] > max_elements)
+    throw ValueError(detail::message(layer, ": ", argument, " must be at most 2^40 each, got ", size_text(size)));
 }
 
 /// Throws ShapeError naming `layer` unless the per-sample shape is an image (H, W, C).
@@ -85,7 +88,7 @@ class Window2D {
         out_[a] = (in_[a] - window[a]) / strides[a] + 1;
         pad_[a] = 0;
       } else {
-        out_[a] = (in_[a] + strides[a] - 1) / strides[a];
+        out_[a] = in_[a] / strides[a] + (in_[a] % strides[a] != 0);  // ceil, without in + s overflowing
         pad_[a] = std::max<Index>((out_[a] - 1) * strides[a] + window[a] - in_[a], 0) / 2;
       }
     }
@@ -94,7 +97,8 @@ class Window2D {
   Index out_height() const { return out_[0]; }
   Index out_width() const { return out_[1]; }
   Index channels() const { return channels_; }
-  /// Output positions (pixels) per sample: out_height·out_width.
+  /// Output positions (pixels) per sample: out_height·out_width (at most
+  /// H·W, a size the input Shape bounds).
   Index positions() const { return out_[0] * out_[1]; }
   /// Scalars per input sample: H·W·C.
   Index input_size() const { return in_[0] * in_[1] * channels_; }
