@@ -392,7 +392,8 @@ TEST_CASE("load_model: a malformed or unknown architecture is a FormatError nami
   check([](Json& a) { a["layers"][0]["config"]["activation"] = "gelu"; }, "field 'activation' must be one of");
   check([](Json& a) { a["layers"][0]["config"]["seed"] = -4; }, "field 'seed' must be null or an integer >= 0");
   check([](Json& a) { a["layers"][4]["frozen"] = "yes"; }, "layer 4: field 'frozen' must be true or false");
-  check([](Json& a) { a["layers"][5]["name"] = "dense"; }, "layer 5: field 'name' must be a non-empty name");
+  check([](Json& a) { a["layers"][5]["name"] = "dense"; },
+        "layer 5: field 'name' must be a name of 1 to 256 bytes that no other layer has, got 'dense'");
   check([](Json& a) { a["input_shape"] = Json::array({5, 0}); }, "field 'input_shape' must hold integers > 0");
   check([](Json& a) { a["version"] = 2; }, "field 'version' must be 1, got 2");
   check([](Json& a) { a.erase("layers"); }, "architecture: field 'layers' is missing");

@@ -87,7 +87,8 @@ TEST_CASE("sizes: a shape, kernel or unit count whose product would overflow is 
   CHECK(pool.output_shape() == Shape{1, 4, 1});
 }
 
-TEST_CASE("load_model: an input shape whose size overflows is a FormatError, not a MaxPooling2D writing past its buffer") {
+TEST_CASE("load_model: an input shape whose size overflows is a FormatError, not a MaxPooling2D writing past the "
+          "end of its buffer") {
   const auto file = model_file({3, 6148914691236517206, 1}, {layer("MaxPooling2D", "max_pooling2d",
                                                                    {{"pool_size", {2, 1}},
                                                                     {"strides", {2, 1}},
@@ -110,7 +111,8 @@ TEST_CASE("load_model: an input shape whose size overflows is a FormatError, not
                  "strides must be at most 2^40 each"));
 }
 
-TEST_CASE("load_model: architecture JSON nested a million levels deep, or of millions of values, is refused while parsing") {
+TEST_CASE("load_model: architecture JSON nested a million levels deep, or of millions of values, is refused "
+          "while parsing") {
   const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
   const std::string bytes = encode_safetensors({}, {{"minidl.format", "model"}, {"minidl.architecture", deep}});
   CHECK(bytes.size() > 2000000);

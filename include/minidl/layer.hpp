@@ -60,7 +60,8 @@ void check_tensor_values(const Parameter<Scalar>& target, const Values& values, 
   for (Index i = 0; i < values.size(); ++i)
     if (!std::isfinite(values[i]) || (target.non_negative && values[i] < 0))
       throw Exception(message(what, ": value ", i, " is ", values[i],
-                               std::isfinite(values[i]) ? ", expected >= 0 (a variance)" : ", expected a finite number"));
+                              std::isfinite(values[i]) ? ", expected >= 0 (a variance)"
+                                                       : ", expected a finite number"));
 }
 
 }  // namespace detail

@@ -98,14 +98,16 @@ inline Json parse_architecture(const std::string& text, const std::string& sourc
     if ((event == E::object_start || event == E::array_start) && ++depth > architecture_max_depth)
       fail(message("is nested deeper than ", architecture_max_depth, " levels (the format needs 5)"));
     if (event == E::object_end || event == E::array_end) --depth;
-    if ((event == E::object_start || event == E::array_start || event == E::value) && ++values > architecture_max_values)
+    const bool a_value = event == E::object_start || event == E::array_start || event == E::value;
+    if (a_value && ++values > architecture_max_values)
       fail(message("has more than ", architecture_max_values, " JSON values"));
     return true;
   };
   try {
     return Json::parse(text, bound);
   } catch (const Json::exception& e) {
-    throw FormatError(message(source, ": metadata '", architecture_key, "' is not valid JSON: ", st_short(e.what(), 300)));
+    throw FormatError(
+        message(source, ": metadata '", architecture_key, "' is not valid JSON: ", st_short(e.what(), 300)));
   }
 }
 
@@ -121,7 +123,8 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
   const Json arch = parse_architecture(text->second, source);
   const ConfigReader top(arch, source + ": architecture");
   if (top.string("format") != architecture_format)
-    top.fail("format", "must be '" + std::string(architecture_format) + "', got '" + st_short(top.string("format")) + "'");
+    top.fail("format",
+             "must be '" + std::string(architecture_format) + "', got '" + st_short(top.string("format")) + "'");
   if (!top.at("version").is_number_integer() || top.at("version").get<std::int64_t>() != architecture_version)
     top.fail("version", "must be " + std::to_string(architecture_version) + ", got " +
                             ConfigReader::excerpt(top.at("version")));
@@ -135,8 +138,9 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
     const ConfigReader entry(layers[i], message(source, ": layer ", i));
     const std::string type = entry.string("type"), name = entry.string("name");
     if (name.empty() || name.size() > layer_name_max_bytes || !names.insert(name).second)
-      entry.fail("name", message("must be a name of 1 to ", layer_name_max_bytes, " bytes that no other layer has, got '",
-                                 st_short(name), "' (", name.size(), " bytes)"));
+      entry.fail("name", message("must be a name of 1 to ", layer_name_max_bytes,
+                                 " bytes that no other layer has, got '", st_short(name), "' (", name.size(),
+                                 " bytes)"));
     const bool frozen = entry.boolean("frozen");
     const std::string where = message(source, ": layer ", i, " (", st_short(type), " '", name, "'): config");
     if (!entry.at("config").is_object()) entry.fail("config", "must be a JSON object");

@@ -159,7 +159,8 @@ void load_bindings(const std::vector<TensorBinding<Scalar>>& bindings, const Saf
     else
       for (Index i = 0; i < raw.size(); ++i) values.back()[i] = raw[b.source[static_cast<std::size_t>(i)]];
     // After the conversion to Scalar: a double beyond float's range is Inf here.
-    check_tensor_values<FormatError>(b.target, values.back(), message(source, ": tensor '", b.name, "' (", b.what, ")"));
+    check_tensor_values<FormatError>(b.target, values.back(),
+                                     message(source, ": tensor '", b.name, "' (", b.what, ")"));
   }
   for (std::size_t i = 0; i < bindings.size(); ++i) bindings[i].target.values() = values[i];
 }

@@ -194,7 +194,8 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   }
   void collect_state(std::vector<Parameter<Scalar>>& out) override {
     out.push_back({"moving_mean", moving_mean_.data(), nullptr, moving_mean_.size()});
-    out.push_back({"moving_variance", moving_variance_.data(), nullptr, moving_variance_.size(), /*non_negative=*/true});
+    out.push_back({"moving_variance", moving_variance_.data(), nullptr, moving_variance_.size(),
+                   /*non_negative=*/true});
   }
 
  private:
