@@ -18,6 +18,9 @@
 // crash, sanitizer report, leak, hang or huge allocation is a failure.
 // Build and run: bash tests/fuzz/run.sh [SECONDS]
 //
+// Inputs are made by a mutator that knows the safetensors layout and edits
+// the architecture JSON as JSON (fuzz_load_weights.cpp, shared).
+//
 // save_model only writes to a path (atomically, with fsync), so the round trip
 // goes through a folder of this process's own under $TMPDIR (run.sh points it
 // at a RAM-backed folder when there is one, where fsync costs nothing).
@@ -25,7 +28,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -35,9 +37,12 @@
 #include <iterator>
 #include <minidl/io.hpp>
 #include <new>
-#include <sstream>
 #include <string>
 #include <vector>
+
+// For the mutator both load targets share (its entry points are left out).
+#define MINIDL_FUZZ_NO_TARGET
+#include "fuzz_load_weights.cpp"
 
 namespace {
 
@@ -221,4 +226,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   exercise<float>(file, size, "float");
   exercise<double>(file, size, "double");
   return 0;
+}
+
+// The mutator both load targets share (see fuzz_load_weights.cpp), here with
+// a third of the mutations on the architecture JSON.
+extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t size, std::size_t max_size,
+                                               unsigned int seed) {
+  return load_fuzz::mutate(data, size, max_size, seed, "minidl.architecture");
 }

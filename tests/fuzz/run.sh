@@ -53,7 +53,8 @@ for target in "${targets[@]}"; do
   [ -n "${dicts[$target]:-}" ] && dict=(-dict="$root/tests/fuzz/${dicts[$target]}")
   echo "fuzz: running fuzz_$target for $seconds s"
   set +e
-  TMPDIR="$scratch" "$work/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
+  # print_stacktrace: an undefined-behaviour report names where it happened.
+  TMPDIR="$scratch" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" "$work/fuzz_$target" "$corpus" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
     -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts-$target/" \
     >"$work/$target.log" 2>&1
   rc=$?
