@@ -52,10 +52,10 @@ void save_model(const Sequential<Scalar>& model, const std::string& path, DType 
   for (int a = 0; a < input.rank(); ++a) shape.push_back(input[a]);
   detail::Json layers = detail::Json::array();
   for (std::size_t i = 0; i < model.size(); ++i) layers.push_back(detail::layer_json(model.layer(i), i));
-  const detail::Json architecture = {{"format", detail::architecture_format},
-                                     {"version", detail::architecture_version},
-                                     {"input_shape", shape},
-                                     {"layers", layers}};
+  const detail::Json architecture = detail::object({{"format", detail::architecture_format},
+                                                    {"version", detail::architecture_version},
+                                                    {"input_shape", shape},
+                                                    {"layers", layers}});
   detail::save_bindings(bindings, path, dtype,
                         {{detail::format_key, "model"}, {detail::architecture_key, architecture.dump()}});
 }
