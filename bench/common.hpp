@@ -75,6 +75,25 @@ class Stopwatch {
   Clock::time_point start_;
 };
 
+/// Calls per timed block: doubled from 1 until a block lasts `min_seconds`
+/// (which also warms up caches, page mappings and packing buffers).
+template <class Run>
+long calls_per_block(Run&& run, double min_seconds) {
+  for (long calls = 1;; calls *= 2) {
+    Stopwatch clock;
+    for (long i = 0; i < calls; ++i) run();
+    if (clock.seconds() >= min_seconds) return calls;
+  }
+}
+
+/// Seconds per call of `run`, over a block of `calls` calls.
+template <class Run>
+double seconds_per_call(Run&& run, long calls) {
+  Stopwatch clock;
+  for (long i = 0; i < calls; ++i) run();
+  return clock.seconds() / static_cast<double>(calls);
+}
+
 /// Peak resident set size of this process so far, in KiB (Linux's ru_maxrss unit).
 inline long max_rss_kib() {
   rusage usage{};

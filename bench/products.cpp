@@ -45,7 +45,7 @@ using Mat = minidl::Matrix<float>;
 using Vec = minidl::Vector<float>;
 
 constexpr int default_repetitions = 5;
-constexpr double min_rep_seconds = 0.02;
+constexpr double min_rep_seconds = 0.02;  // bench::calls_per_block's block length
 
 /// One product C (m x n) = A (m x k) · B (k x n) (+ bias) of a workload.
 struct Product {
@@ -134,24 +134,6 @@ double error_ratio(const Product& p, const A& a, const B& b, const Vec& bias, co
   return worst;
 }
 
-/// Calls per timed block: doubled from 1 until a block lasts min_rep_seconds
-/// (which also warms up caches, page mappings and packing buffers).
-template <class Run>
-long calls_per_block(Run&& run) {
-  for (long calls = 1;; calls *= 2) {
-    bench::Stopwatch clock;
-    for (long i = 0; i < calls; ++i) run();
-    if (clock.seconds() >= min_rep_seconds) return calls;
-  }
-}
-
-template <class Run>
-double seconds_per_call(Run&& run, long calls) {
-  bench::Stopwatch clock;
-  for (long i = 0; i < calls; ++i) run();
-  return clock.seconds() / static_cast<double>(calls);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -177,11 +159,11 @@ int main(int argc, char** argv) {
       const double ratio = error_ratio(p, lhs, rhs, bias, mine, reference);
 
       double minidl_s = std::numeric_limits<double>::infinity(), eigen_s = minidl_s;
-      const long minidl_calls = options.smoke ? 1 : calls_per_block(run_minidl);
-      const long eigen_calls = options.smoke ? 1 : calls_per_block(run_eigen);
+      const long minidl_calls = options.smoke ? 1 : bench::calls_per_block(run_minidl, min_rep_seconds);
+      const long eigen_calls = options.smoke ? 1 : bench::calls_per_block(run_eigen, min_rep_seconds);
       for (int r = 0; r < repetitions; ++r) {
-        minidl_s = std::min(minidl_s, seconds_per_call(run_minidl, minidl_calls));
-        eigen_s = std::min(eigen_s, seconds_per_call(run_eigen, eigen_calls));
+        minidl_s = std::min(minidl_s, bench::seconds_per_call(run_minidl, minidl_calls));
+        eigen_s = std::min(eigen_s, bench::seconds_per_call(run_eigen, eigen_calls));
       }
       const double flops = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(p.k);
       figures.push_back(bench::JsonLine()

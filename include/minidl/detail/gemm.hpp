@@ -15,7 +15,8 @@
 // A row-major B with contiguous rows (a Dense kernel, the forward x·W) is read
 // in place, without packing; operands read across their rows (Wᵀ in dx = dz·Wᵀ,
 // the batch x in x·W) are packed by 16 x 16 transposes in registers.
-// Everything else (double, other CPUs, tiny products) is Eigen's product.
+// Everything else (double, other CPUs, tiny products) is Eigen's product,
+// cut into bands so that its result does not depend on the thread count.
 //
 // Operands are any Eigen matrices, maps, blocks or transposes with direct
 // access: element (i, j) of an operand is data[i·row_stride + j·col_stride],
@@ -255,6 +256,81 @@ inline std::pair<Index, Index> thread_slice(Index extent, Index step, int thread
   return {begin, std::min(slice, extent - begin)};
 }
 
+/// How an Eigen product C (m x n) is cut: into `count` bands of `width` rows
+/// or columns of C (the last one narrower), each band its own Eigen product
+/// on one thread. The cut is a function of the shape alone, never of the
+/// thread count, and each band's values do not depend on which thread
+/// computes it, so C is the same on any number of threads.
+///
+/// This is needed because Eigen 3.4 splits a large product over its threads
+/// itself (parallelize_gemm) and each thread then packs and sums its part of
+/// the operands differently: a 784-512-512-10 model trained in double, or a
+/// float model's 10-class output layer, ended with thousands of weights that
+/// differed between one thread and two. Eigen keeps a product on one thread
+/// when it has fewer than 2 x 50,000 multiply-adds or fewer than 8 rows of C
+/// (2 x its nr = 4), or when it is called inside an OpenMP parallel region of
+/// several threads: every product that Eigen could split is therefore cut
+/// into at least two bands here, and the bands run inside such a region
+/// (or, on one thread, where Eigen's thread count is 1).
+struct EigenBands {
+  Index count, width;
+  bool by_columns;
+};
+
+inline EigenBands eigen_bands(Index m, Index n, Index k) {
+  constexpr double eigen_parallel_work = 2 * 50000.0;
+  constexpr Index eigen_parallel_rows = 8;
+  // About 2M multiply-adds per band (~0.1 ms on one core in double), at most
+  // 4 bands, at least 32 rows or columns wide where the side has room for
+  // two: each band re-packs the operand all bands share, and on one thread
+  // 8 bands, or bands of 8 columns, cost up to 11% and 41% against Eigen's
+  // whole product where 4 bands of 32 or more cost 0-4% and 19%
+  // (bench/eigen_bands.cpp). So Eigen's products use at most 4 threads.
+  constexpr double band_work = double(Index(1) << 21);
+  constexpr Index max_bands = 4, min_width = 32, granule = 4;
+  // Along C's longer side: each band re-packs the other operand, the smaller one.
+  const bool by_columns = n > m;
+  const Index extent = by_columns ? n : m;
+  const double work = double(m) * double(n) * double(k);
+  if (work < eigen_parallel_work || m < eigen_parallel_rows) return {1, extent, by_columns};
+  // extent >= m >= 8: at least two bands of `granule`, whatever the rounding.
+  // Where the side is too narrow for two bands of min_width, two narrower ones.
+  const Index most = std::max(Index(2), std::min(max_bands, extent / min_width));
+  const Index count = std::min(std::clamp(static_cast<Index>(work / band_work), Index(2), most), extent / granule);
+  const Index width = ((extent + count - 1) / count + granule - 1) / granule * granule;
+  return {(extent + width - 1) / width, width, by_columns};
+}
+
+/// c = a·b, or c += a·b when `accumulate`, by Eigen, cut as eigen_bands says.
+template <class A, class B, class C>
+void eigen_gemm(const A& a, const B& b, C& c, bool accumulate) {
+  const auto product = [accumulate](const auto& lhs, const auto& rhs, auto&& out) {
+    if (accumulate)
+      out.noalias() += lhs * rhs;
+    else
+      out.noalias() = lhs * rhs;
+  };
+  const EigenBands bands = eigen_bands(a.rows(), b.cols(), a.cols());
+  if (bands.count == 1) return product(a, b, c);
+  const Index extent = bands.by_columns ? b.cols() : a.rows();
+  const auto band = [&](Index i) {
+    const Index begin = i * bands.width, size = std::min(bands.width, extent - begin);
+    if (bands.by_columns)
+      product(a, b.middleCols(begin, size), c.middleCols(begin, size));
+    else
+      product(a.middleRows(begin, size), b, c.middleRows(begin, size));
+  };
+#ifdef _OPENMP
+  const int threads = static_cast<int>(std::min<Index>(num_threads(), bands.count));
+  if (threads > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (Index i = 0; i < bands.count; ++i) band(i);
+    return;
+  }
+#endif
+  for (Index i = 0; i < bands.count; ++i) band(i);
+}
+
 /// c = a·b (+ bias[j] added to every row), or c += a·b (+ bias) when
 /// `accumulate`. c must already be a.rows() x b.cols(), row-major with
 /// contiguous rows; bias, if given, has b.cols() values.
@@ -301,10 +377,7 @@ void gemm(const A& a, const B& b, C&& c, bool accumulate = false, const typename
     }
   }
 #endif
-  if (accumulate)
-    c.noalias() += a * b;
-  else
-    c.noalias() = a * b;
+  eigen_gemm(a, b, c, accumulate);
   if (bias) c.rowwise() += Eigen::Map<const Vector<Scalar>>(bias, n).transpose();
 }
 
