@@ -282,10 +282,9 @@ inline EigenBands eigen_bands(Index m, Index n, Index k) {
   constexpr Index eigen_parallel_rows = 8;
   // About 2M multiply-adds per band (~0.1 ms on one core in double), at most
   // 4 bands, at least 32 rows or columns wide where the side has room for
-  // two: each band re-packs the operand all bands share, and on one thread
-  // 8 bands, or bands of 8 columns, cost up to 11% and 41% against Eigen's
-  // whole product where 4 bands of 32 or more cost 0-4% and 19%
-  // (bench/eigen_bands.cpp). So Eigen's products use at most 4 threads.
+  // two: each band re-packs the operand all bands share, which on one thread
+  // costs more with more or narrower bands (bench/eigen_bands.cpp measures
+  // it). So Eigen's products use at most 4 threads.
   constexpr double band_work = double(Index(1) << 21);
   constexpr Index max_bands = 4, min_width = 32, granule = 4;
   // Along C's longer side: each band re-packs the other operand, the smaller one.
