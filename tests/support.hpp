@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <initializer_list>
+#include <minidl/fit_options.hpp>
 #include <minidl/random.hpp>
 #include <minidl/tensor.hpp>
 #include <sstream>
@@ -67,6 +68,17 @@ struct TempDir {
   }
   std::string file(const std::string& name) const { return path + "/" + name; }
 };
+
+/// fit's options for a test: no output, `epochs` epochs of `batch_size`, shuffled from `seed`.
+template <class Scalar>
+FitOptions<Scalar> silent_fit(int epochs, Index batch_size, std::uint64_t seed) {
+  FitOptions<Scalar> options;
+  options.epochs = epochs;
+  options.batch_size = batch_size;
+  options.verbose = 0;
+  options.seed = seed;
+  return options;
+}
 
 /// True if both lists hold the same tensors, bit for bit.
 template <class Scalar>

@@ -245,3 +245,52 @@ TEST_CASE("a file name of 250 bytes can be saved: the temporary name is shortene
   for (const auto& entry : std::filesystem::directory_iterator(dir.path)) files += entry.is_regular_file();
   CHECK(files == 1);  // no temporary file left
 }
+
+TEST_CASE("weights are set through checked setters: a wrong shape or value throws and changes nothing") {
+  // A mutable kernel() would let `dense.kernel() = Matrix::Zero(40, 30)` replace
+  // the buffer that the compiled optimizer points into: the next training step
+  // wrote past it. The setter keeps the storage and refuses another shape.
+  auto model = regression(4);
+  const Matrix<float> x = test::uniform<float>(8, 3, 1), y = test::uniform<float>(8, 1, 2);
+  model.train_on_batch(x, y);
+  auto& dense = dynamic_cast<Dense<float>&>(model.layer(0));
+  const float* storage = dense.kernel().data();
+  const auto before = model.get_weights();
+  CHECK_THROWS_WITH_AS(dense.set_kernel(Matrix<float>::Zero(40, 30)),
+                       "Dense 'dense': kernel: expected 3 x 6, got 40 x 30", ShapeError);
+  CHECK_THROWS_WITH_AS(dense.set_bias(Vector<float>::Zero(5)), "Dense 'dense': bias: expected 6 values, got 5 values",
+                       ShapeError);
+  Matrix<float> nan_kernel = Matrix<float>::Ones(3, 6);
+  nan_kernel(1, 2) = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(dense.set_kernel(nan_kernel), "Dense 'dense': kernel: value 8 is nan, expected a finite number",
+                       ValueError);
+  CHECK(bitwise_equal(model.get_weights(), before));
+
+  // A good value is written in place: training goes on with it.
+  dense.set_kernel(Matrix<float>::Ones(3, 6));
+  CHECK(dense.kernel().data() == storage);
+  CHECK(dense.kernel() == Matrix<float>::Ones(3, 6));
+  model.train_on_batch(x, y);
+  CHECK(dense.kernel() != Matrix<float>::Ones(3, 6));
+
+  // Conv2D and BatchNorm have the same doors.
+  Conv2D<float> conv(Shape{4, 4, 2}, 3, 2, Conv2DOptions{});
+  CHECK_THROWS_WITH_AS(conv.set_kernel(Matrix<float>::Zero(8, 2)), "Conv2D '': kernel: expected 8 x 3, got 8 x 2",
+                       ShapeError);
+  conv.set_bias(Vector<float>::Constant(3, 0.5f));
+  CHECK(conv.bias() == Vector<float>::Constant(3, 0.5f));
+  BatchNorm<float> bn(Shape{3});
+  CHECK_THROWS_WITH_AS(bn.set_moving_variance(Vector<float>::Constant(3, -1)),
+                       "BatchNormalization '': moving_variance: value 0 is -1, expected >= 0 (a variance)",
+                       ValueError);
+  CHECK_THROWS_AS(bn.set_gamma(Vector<float>::Ones(4)), ShapeError);
+  CHECK_THROWS_AS(bn.set_num_batches_tracked(-1), ValueError);
+  bn.set_gamma(Vector<float>::Constant(3, 2));
+  bn.set_beta(Vector<float>::Constant(3, 1));
+  bn.set_moving_mean(Vector<float>::Constant(3, 4));
+  bn.set_moving_variance(Vector<float>::Constant(3, 9));
+  bn.set_num_batches_tracked(7);
+  CHECK(bn.num_batches_tracked() == 7);
+  // Inference: (x - 4) / sqrt(9 + eps) * 2 + 1, with x = 4: 1.
+  CHECK(bn.forward(Matrix<float>::Constant(1, 3, 4), Phase::inference) == Matrix<float>::Ones(1, 3));
+}

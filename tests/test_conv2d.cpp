@@ -59,7 +59,7 @@ Matrix<Scalar> image_1_to_9() {
 template <class Scalar>
 Conv2D<Scalar> ones_2x2(Conv2DOptions o) {
   Conv2D<Scalar> conv(Shape{3, 3, 1}, 1, 2, o);
-  conv.kernel().setOnes();
+  conv.set_kernel(Matrix<Scalar>::Ones(4, 1));
   return conv;
 }
 
@@ -77,7 +77,7 @@ TEST_CASE_TEMPLATE("Conv2D forward: a 2x2 kernel of ones over a 3x3 image, by ha
     }
     SUBCASE("valid, stride 1, bias 0.5 and relu after it") {
       auto conv = ones_2x2<Scalar>(options(Padding::valid, {1, 1}, Activation::relu));
-      conv.bias() << Scalar(-13.5);  // 12 − 13.5 < 0: cut by relu
+      conv.set_bias(Vector<Scalar>::Constant(1, Scalar(-13.5)));  // 12 − 13.5 < 0: cut by relu
       CHECK(conv.forward(x, phase) == matrix<Scalar>(1, 4, {0, 2.5, 10.5, 14.5}));
     }
     SUBCASE("same, stride 1: one padding row and column, at the bottom and right (TensorFlow)") {
@@ -100,8 +100,8 @@ TEST_CASE_TEMPLATE("Conv2D forward: a 2x2 kernel of ones over a 3x3 image, by ha
 
 TEST_CASE_TEMPLATE("Conv2D: a 1x1 kernel is a per-pixel product with the kernel", Scalar, float, double) {
   Conv2D<Scalar> conv(Shape{1, 2, 2}, 3, 1, options());
-  conv.kernel() << 1, 0, -1, 2, 1, 0;  // 2 channels x 3 filters
-  conv.bias() << 0, 0, Scalar(0.5);
+  conv.set_kernel(matrix<Scalar>(2, 3, {1, 0, -1, 2, 1, 0}));  // 2 channels x 3 filters
+  conv.set_bias((Vector<Scalar>(3) << 0, 0, Scalar(0.5)).finished());
   // pixel (1, 2) -> (1 + 4, 2, −1 + 0.5); pixel (3, 4) -> (3 + 8, 4, −3 + 0.5)
   CHECK(conv.forward(matrix<Scalar>(1, 4, {1, 2, 3, 4}), Phase::inference) ==
         matrix<Scalar>(1, 6, {5, 2, -0.5, 11, 4, -2.5}));
@@ -111,7 +111,7 @@ TEST_CASE("Conv2D kernel rows follow Keras' (kh, kw, C, F) order, the order of t
   // One 2x2 window over a 2x2x2 image: y = Σ x_k K_k. With x and K both
   // 1..8, only the matching order reaches Σ k² = 204 (rearrangement inequality).
   Conv2D<double> conv(Shape{2, 2, 2}, 1, 2, options(Padding::valid, {1, 1}, Activation::linear, false));
-  for (Index r = 0; r < 8; ++r) conv.kernel()(r, 0) = double(r + 1);
+  conv.set_kernel(Matrix<double>(Vector<double>::LinSpaced(8, 1, 8)));
   CHECK(conv.forward(matrix<double>(1, 8, {1, 2, 3, 4, 5, 6, 7, 8}), Phase::inference)(0, 0) == 204);
 }
 
@@ -167,14 +167,16 @@ TEST_CASE("Conv2D backward matches finite differences: shapes, strides, paddings
       Conv2D<double> conv(Shape{k.h, k.w, k.c}, k.filters, {k.kh, k.kw},
                           options(k.padding, {k.sh, k.sw}, k.activation, k.use_bias, ++seed));
       minidl::Rng rng(seed);
-      for (Index i = 0; i < conv.bias().size(); ++i) conv.bias()[i] = rng.uniform(-0.5, 0.5);
+      Vector<double> bias(conv.bias().size());
+      for (Index i = 0; i < bias.size(); ++i) bias[i] = rng.uniform(-0.5, 0.5);
+      conv.set_bias(bias);
       conv.set_frozen(frozen);
       const Matrix<double> x = minidl::test::uniform(k.n, conv.input_size(), seed, -2, 2);
       if (k.activation == Activation::relu) {  // keep every pre-activation away from the kink
         Conv2D<double> linear(Shape{k.h, k.w, k.c}, k.filters, {k.kh, k.kw},
                               options(k.padding, {k.sh, k.sw}, Activation::linear, k.use_bias));
-        linear.kernel() = conv.kernel();
-        linear.bias() = conv.bias();
+        linear.set_kernel(conv.kernel());
+        linear.set_bias(conv.bias());
         REQUIRE(linear.forward(x, Phase::inference).cwiseAbs().minCoeff() > 1e-3);
       }
       const auto result = minidl::check_gradients(conv, x);
@@ -208,8 +210,8 @@ TEST_CASE_TEMPLATE("Conv2D matches PyTorch's conv2d (TensorFlow 'same' padding v
     Conv2D<Scalar> conv(c.input_shape(), static_cast<Index>(c.at("filters")(0, 0)), c.pair("kernel_size"), o);
     REQUIRE(conv.kernel().rows() == c.at("kernel").rows());
     REQUIRE(conv.kernel().cols() == c.at("kernel").cols());
-    conv.kernel() = c.at("kernel").template cast<Scalar>();
-    if (use_bias) conv.bias() = c.at("bias").row(0).transpose().template cast<Scalar>();
+    conv.set_kernel(c.at("kernel").template cast<Scalar>());
+    if (use_bias) conv.set_bias(c.at("bias").row(0).transpose().template cast<Scalar>());
     const Matrix<Scalar> x = c.at("x").template cast<Scalar>();
     CHECK(minidl::test::max_error(conv.forward(x, Phase::inference), c.at("y")) <= tol);
     CHECK(minidl::test::max_error(conv.forward(x, Phase::training), c.at("y")) <= tol);

@@ -33,8 +33,10 @@ DenseOptions seeded(std::uint64_t seed, bool use_bias = true, Initializer init =
 template <class Scalar>
 Dense<Scalar> small_dense(Activation activation, bool use_bias = true) {
   Dense<Scalar> layer(2, 3, activation, seeded(1, use_bias));
-  layer.kernel() << 1, 0, 2, 0, 1, -1;
-  if (use_bias) layer.bias() << Scalar(0.5), -1, 0;
+  Matrix<Scalar> kernel(2, 3);
+  kernel << 1, 0, 2, 0, 1, -1;
+  layer.set_kernel(kernel);
+  if (use_bias) layer.set_bias((Vector<Scalar>(3) << Scalar(0.5), -1, 0).finished());
   return layer;
 }
 
@@ -133,7 +135,9 @@ TEST_CASE("Dense backward matches finite differences (every activation, with and
         Dense<double> layer(c.inputs, c.units, a, seeded(++seed, use_bias));
         // A non-zero bias, so that its effect on the activation is checked too.
         minidl::Rng rng(seed);
-        for (Index i = 0; i < layer.bias().size(); ++i) layer.bias()[i] = rng.uniform(-0.5, 0.5);
+        Vector<double> bias(layer.bias().size());
+        for (Index i = 0; i < bias.size(); ++i) bias[i] = rng.uniform(-0.5, 0.5);
+        layer.set_bias(bias);
         Matrix<double> x(c.rows, c.inputs);
         for (Index i = 0; i < x.size(); ++i) x.data()[i] = rng.uniform(-2, 2);
         // ReLU: keep every pre-activation away from the kink (|z| > 1e-3).
@@ -214,7 +218,9 @@ TEST_CASE("Dense parameters, accessors and type") {
 
   // clone() is a deep copy.
   auto copy = layer.clone();
-  layer.kernel()(0, 0) += 1;
+  Matrix<float> changed = layer.kernel();
+  changed(0, 0) += 1;
+  layer.set_kernel(changed);
   CHECK(copy->parameters()[0].value[0] == layer.kernel()(0, 0) - 1);
 }
 
@@ -282,7 +288,7 @@ TEST_CASE("Dense without a seed: initialized by initialize(rng)") {
   // A seeded layer ignores the generator: its weights depend on its seed alone.
   Dense<double> seeded_layer(3, 2, Activation::linear, seeded(11));
   const Matrix<double> first = seeded_layer.kernel();
-  seeded_layer.kernel().setZero();
+  seeded_layer.set_kernel(Matrix<double>::Zero(3, 2));
   minidl::Rng other(1), untouched(1);
   seeded_layer.initialize(other);
   CHECK(other == untouched);

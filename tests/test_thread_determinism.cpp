@@ -62,12 +62,7 @@ Matrix<Scalar> product(const Matrix<Scalar>& a, const Matrix<Scalar>& b, bool tr
 
 template <class Scalar>
 FitOptions<Scalar> quiet(int epochs, Index batch_size) {
-  FitOptions<Scalar> options;
-  options.epochs = epochs;
-  options.batch_size = batch_size;
-  options.verbose = 0;
-  options.seed = 5;
-  return options;
+  return test::silent_fit<Scalar>(epochs, batch_size, /*seed=*/5);
 }
 
 /// Workload B's model: 784 -> Dense 512 -> BN -> ReLU -> Dropout(0.2) ->

@@ -17,8 +17,11 @@
 //                    a layer's share does not depend on where it sits. Exact
 //                    for up to 8 such layers (2^8 evaluations); beyond that
 //                    the layers are switched once, in layer order.
-// A frozen BatchNorm with the moving-statistics policy computes the same
-// function in both phases: it is listed with a share of exactly 0.
+// The layers are asked, not looked up by type (Layer::phase_behaviour,
+// phases_differ): a user's layer whose phases differ gets its share too. A
+// frozen BatchNorm with the moving-statistics policy computes the same
+// function in both phases, and so does any layer pinned to the inference
+// phase: each is listed, with the reason, and a share of exactly 0.
 //
 // The training-phase losses use batches of `batch_size` in data order (fit
 // shuffles, so batch statistics differ slightly from fit's), and one draw of
@@ -33,8 +36,6 @@
 #include <string>
 #include <vector>
 
-#include "layers/batch_norm.hpp"
-#include "layers/dropout.hpp"
 #include "sequential.hpp"
 
 namespace minidl {
@@ -87,24 +88,14 @@ struct NonDeducedHelper {
 template <class T>
 using NonDeduced = typename NonDeducedHelper<T>::type;
 
-/// What a layer does differently in the training phase; empty if it is not a
-/// Dropout or BatchNorm. `differs` tells whether the two phases differ at all.
+/// What a layer does differently in the training phase (empty if its phases
+/// never differ) and whether its two phases differ now.
 template <class Scalar>
 std::string training_behaviour(const Layer<Scalar>& layer, bool& differs) {
-  differs = true;
-  if (const auto* bn = dynamic_cast<const BatchNorm<Scalar>*>(&layer)) {
-    if (!bn->frozen()) return "batch statistics (trainable)";
-    if (bn->frozen_policy() == FrozenBatchNormPolicy::batch_statistics)
-      return "batch statistics while frozen (legacy policy)";
-    differs = false;
-    return "frozen, moving statistics in both phases";
-  }
-  if (const auto* dropout = dynamic_cast<const Dropout<Scalar>*>(&layer)) {
-    differs = dropout->rate() > 0;
-    return "drops " + std::to_string(static_cast<int>(std::lround(dropout->rate() * 100))) + "% of units";
-  }
-  differs = false;
-  return "";
+  differs = layer.phases_differ();
+  const std::string behaviour = layer.phase_behaviour();
+  if (behaviour.empty() || !layer.inference_pinned()) return behaviour;
+  return "pinned to the inference phase (unpinned: " + behaviour + ")";
 }
 
 }  // namespace detail

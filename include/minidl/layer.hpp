@@ -73,7 +73,7 @@ class Layer {
 
   /// Type name as Keras prints it: "Dense", "BatchNormalization", ...
   virtual const char* type() const = 0;
-  /// A deep copy: weights, statistics, generator state, frozen flag and name.
+  /// A deep copy: weights, statistics, generator state, frozen and pinned flags, and name.
   virtual std::unique_ptr<Layer> clone() const = 0;
 
   const std::string& name() const { return name_; }
@@ -89,6 +89,22 @@ class Layer {
   /// through a frozen layer to the layers below it.
   bool frozen() const { return frozen_; }
   void set_frozen(bool frozen) { frozen_ = frozen; }
+
+  /// A layer pinned to the inference phase runs its inference path in the
+  /// training phase too (Keras's `base(x, training=False)`): a pinned Dropout
+  /// keeps every unit, a pinned BatchNorm normalizes with its moving
+  /// statistics and never updates them. Gradients flow through the function
+  /// it computes, and its weights still train unless it is also frozen.
+  bool inference_pinned() const { return inference_pinned_; }
+  void set_inference_pinned(bool pinned) { inference_pinned_ = pinned; }
+
+  /// What the layer does differently in the training phase, in a few words
+  /// ("drops 20% of units"); empty for a layer whose phases never differ.
+  virtual std::string phase_behaviour() const { return ""; }
+  /// True if a training-phase forward now computes another function than an
+  /// inference-phase one (Dropout with a rate > 0; BatchNorm unless frozen
+  /// with the moving-statistics policy); never for a pinned layer.
+  bool phases_differ() const { return !inference_pinned_ && phases_differ_impl(); }
 
   /// True once the input shape is known. Layers that adapt to their input
   /// (Dropout, activations, a BatchNorm made without a size) are built by
@@ -126,7 +142,12 @@ class Layer {
     // The backward cache is only valid after a training-phase forward.
     training_rows_ = 0;
     if (phase == Phase::training) {
-      forward_training(x, output_);
+      // A pinned layer runs its inference path; its backward_impl then
+      // differentiates that path (the layers whose phases differ support it).
+      if (runs_inference_path(phase))
+        forward_inference(x, output_);
+      else
+        forward_training(x, output_);
       training_rows_ = x.rows();
     } else {
       forward_inference(x, output_);
@@ -143,7 +164,7 @@ class Layer {
   void check_batch(Index rows, Phase phase) const {
     detail::checked_size([this] { return describe() + ": output of a batch (rows x values per sample)"; },
                          {rows, output_size()});
-    check_batch_impl(rows, phase);
+    check_batch_impl(rows, runs_inference_path(phase) ? Phase::inference : phase);
   }
 
   /// The output of the last forward call (the matrix forward() returned).
@@ -211,6 +232,11 @@ class Layer {
   /// may depend on the batch size and the layer's settings, not on the
   /// values. Throw to reject.
   virtual void check_batch_impl(Index rows, Phase phase) const { (void)rows, (void)phase; }
+  /// Whether the two phases compute different functions, pinning aside
+  /// (see phases_differ()). A layer that returns true must also accept a
+  /// backward() after a forward_inference() made in the training phase
+  /// (a pinned layer's): backward_impl then differentiates the inference path.
+  virtual bool phases_differ_impl() const { return false; }
   /// y = f(x) in the training phase; y is already sized N x output_size().
   virtual void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) = 0;
   /// y = f(x) in the inference phase; y is already sized N x output_size().
@@ -221,6 +247,27 @@ class Layer {
 
   virtual void collect_parameters(std::vector<Parameter<Scalar>>& out) { (void)out; }
   virtual void collect_state(std::vector<Parameter<Scalar>>& out) { (void)out; }
+
+  /// The one door through which a layer's public setters write a weight:
+  /// target = value if value has target's shape and its values are finite
+  /// (and >= 0 for a `non_negative` tensor); otherwise a ShapeError or
+  /// ValueError naming the layer and the tensor, and target is unchanged.
+  /// target keeps its storage (same shape, so Eigen does not reallocate):
+  /// the views that parameters() and a compiled optimizer hold stay valid.
+  template <class Tensor>
+  void assign_tensor(Tensor& target, const Tensor& value, const char* tensor, bool non_negative = false) const {
+    const auto shape = [](const Tensor& t) {
+      return Tensor::ColsAtCompileTime == 1 ? detail::message(t.size(), " values")
+                                            : detail::message(t.rows(), " x ", t.cols());
+    };
+    const std::string what = describe() + ": " + tensor;
+    if (value.rows() != target.rows() || value.cols() != target.cols())
+      throw ShapeError(detail::message(what, ": expected ", shape(target), ", got ", shape(value)));
+    Parameter<Scalar> view;
+    view.non_negative = non_negative;
+    detail::check_tensor_values(view, Eigen::Map<const Vector<Scalar>>(value.data(), value.size()), what);
+    target = value;
+  }
 
  private:
   void check_input(const Matrix<Scalar>& x, const char* call) const {
@@ -242,9 +289,14 @@ class Layer {
     return n;
   }
 
+  bool runs_inference_path(Phase phase) const {
+    return phase == Phase::inference || (inference_pinned_ && phases_differ_impl());
+  }
+
   std::string name_;
   Shape input_shape_, output_shape_;
   bool frozen_ = false;
+  bool inference_pinned_ = false;
   Matrix<Scalar> output_;      // N x output_size(): the last forward's result
   Matrix<Scalar> grad_input_;  // N x input_size(): the last backward's dLoss/dx
   Index training_rows_ = 0;    // batch size of the last training forward; 0 = no backward cache

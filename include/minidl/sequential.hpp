@@ -109,10 +109,26 @@ class Sequential {
   // ---- freezing ---------------------------------------------------------
 
   /// Freezes layers [begin, end): their weights and moving statistics stop changing.
-  void freeze(std::size_t begin, std::size_t end) { set_frozen(begin, end, true); }
-  void unfreeze(std::size_t begin, std::size_t end) { set_frozen(begin, end, false); }
-  void freeze() { set_frozen(0, size(), true); }
-  void unfreeze() { set_frozen(0, size(), false); }
+  void freeze(std::size_t begin, std::size_t end) { set_flag("freeze", begin, end, &Layer<Scalar>::set_frozen, true); }
+  void unfreeze(std::size_t begin, std::size_t end) {
+    set_flag("unfreeze", begin, end, &Layer<Scalar>::set_frozen, false);
+  }
+  void freeze() { freeze(0, size()); }
+  void unfreeze() { unfreeze(0, size()); }
+
+  /// Pins layers [begin, end) to the inference phase, also while training
+  /// (Keras's `base(x, training=False)`; see Layer::set_inference_pinned):
+  /// pin a frozen base, and fit computes what training the top on
+  /// base.predict features computes. Saved with the model. A sub-model from
+  /// split() shares its layers: pinning it pins them here too.
+  void pin_inference(std::size_t begin, std::size_t end) {
+    set_flag("pin_inference", begin, end, &Layer<Scalar>::set_inference_pinned, true);
+  }
+  void unpin_inference(std::size_t begin, std::size_t end) {
+    set_flag("unpin_inference", begin, end, &Layer<Scalar>::set_inference_pinned, false);
+  }
+  void pin_inference() { pin_inference(0, size()); }
+  void unpin_inference() { unpin_inference(0, size()); }
 
   /// What every frozen BatchNorm of the model normalizes with in the training phase.
   void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) {
@@ -334,11 +350,12 @@ class Sequential {
     return name;
   }
 
-  void set_frozen(std::size_t begin, std::size_t end, bool frozen) {
+  /// Calls (layer.*set)(value) on layers [begin, end), after checking the range.
+  void set_flag(const char* call, std::size_t begin, std::size_t end, void (Layer<Scalar>::*set)(bool), bool value) {
     if (begin > end || end > size())
-      throw ValueError(detail::message("Sequential::", frozen ? "freeze" : "unfreeze", ": range [", begin, ", ",
-                                       end, ") is not within [0, ", size(), "]"));
-    for (std::size_t i = begin; i < end; ++i) layers_[i]->set_frozen(frozen);
+      throw ValueError(detail::message("Sequential::", call, ": range [", begin, ", ", end, ") is not within [0, ",
+                                       size(), "]"));
+    for (std::size_t i = begin; i < end; ++i) (layers_[i].get()->*set)(value);
   }
 
   std::size_t checked_index(std::size_t index) const {

@@ -210,7 +210,8 @@ void Sequential<Scalar>::summary(std::ostream& out) const {
     total += params;
     if (!l.frozen()) trainable += l.parameter_count();
     out << ' ' << std::setw(first) << names[i] << std::setw(22) << l.output_shape().str() << std::setw(14)
-        << grouped(params) << (l.frozen() ? "yes" : "no") << '\n';
+        << grouped(params) << (l.frozen() ? "yes" : "no")
+        << (l.inference_pinned() ? ", pinned to inference" : "") << '\n';
     if (i + 1 < layers_.size()) out << '\n';
   }
   rule('=');

@@ -1,7 +1,8 @@
 // minidl — a layer's configuration as JSON, and back: what save_model writes
 // for each layer and load_model rebuilds it from.
 //
-// Each layer is {"type": <type()>, "name": ..., "frozen": bool, "config": {...}}
+// Each layer is {"type": <type()>, "name": ..., "frozen": bool, "config": {...}}, with
+// "inference_pinned": true after "frozen" for a layer pinned to the inference phase
 // with Keras's argument names in "config":
 //   Dense                    units, activation, use_bias, kernel_initializer, seed
 //   Conv2D                   filters, kernel_size [h, w], strides [h, w], padding,
@@ -86,7 +87,11 @@ Json layer_json(const Layer<S>& layer, std::size_t index) {
     throw ValueError(message("save_model: layer ", index, " (", layer.describe(),
                              ") is not a layer type save_model can describe; save_weights saves its weights"));
   }
-  return object({{"type", layer.type()}, {"name", layer.name()}, {"frozen", layer.frozen()}, {"config", c}});
+  Json out = object({{"type", layer.type()}, {"name", layer.name()}, {"frozen", layer.frozen()}});
+  // Only when set: an unpinned model's file is what it was before the flag existed.
+  if (layer.inference_pinned()) out["inference_pinned"] = true;
+  out["config"] = c;
+  return out;
 }
 
 /// Typed access to the fields of one JSON object; every failure is a
@@ -110,6 +115,10 @@ class ConfigReader {
     const Json& v = at(field);
     if (!v.is_boolean()) fail(field, "must be true or false, got " + excerpt(v));
     return v.get<bool>();
+  }
+  /// boolean(field), or `absent` if the object has no such field.
+  bool boolean_or(const char* field, bool absent) const {
+    return object_.find(field) == object_.end() ? absent : boolean(field);
   }
   double number(const char* field) const {
     const Json& v = at(field);

@@ -6,7 +6,7 @@
 //
 // The metadata key "minidl.architecture" holds
 //   {"format": "minidl.Sequential", "version": 1, "input_shape": [...],
-//    "layers": [{"type", "name", "frozen", "config"}, ...]}
+//    "layers": [{"type", "name", "frozen", ["inference_pinned",] "config"}, ...]}
 // (each layer as layer_config.hpp describes), next to "minidl.format": "model"
 // and "minidl.format_version". The tensors are named and laid out as by
 // save_weights (weights.hpp), so load_weights reads a model file too.
@@ -141,14 +141,16 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
       entry.fail("name", message("must be a name of 1 to ", layer_name_max_bytes,
                                  " bytes that no other layer has, got '", st_short(name), "' (", name.size(),
                                  " bytes)"));
-    const bool frozen = entry.boolean("frozen");
+    const bool frozen = entry.boolean("frozen"), pinned = entry.boolean_or("inference_pinned", false);
     const std::string where = message(source, ": layer ", i, " (", st_short(type), " '", name, "'): config");
     if (!entry.at("config").is_object()) entry.fail("config", "must be a JSON object");
     const ExpectTensor expect = [&](const char* tensor, std::vector<std::int64_t> shape, const char* layout) {
       check_file_tensor(file, source, name + "." + tensor, shape, type + " '" + name + "' " + tensor + layout);
     };
     try {
-      add_layer(model, type, name, ConfigReader(entry.at("config"), where), input, expect).set_frozen(frozen);
+      Layer<Scalar>& layer = add_layer(model, type, name, ConfigReader(entry.at("config"), where), input, expect);
+      layer.set_frozen(frozen);
+      layer.set_inference_pinned(pinned);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {  // a value the layer rejects, or a shape that does not fit

@@ -8,7 +8,7 @@
 //   | Conv2d i.weight (F, C, kh, kw), i.bias       | Conv2D kernel (kh, kw, C, F), bias      |
 //   | BatchNorm1d/2d i.weight, i.bias,             | BatchNorm gamma, beta, moving_mean,     |
 //   |   i.running_mean, i.running_var              |   moving_variance (pytorch convention)  |
-//   | i.num_batches_tracked                        | ignored (minidl cannot set its counter) |
+//   | i.num_batches_tracked                        | not loaded: set_num_batches_tracked()   |
 // so the minidl model must have one layer per PyTorch module, in order (a
 // PyTorch nn.ReLU is a minidl ReLU layer, not a Dense activation), or name each
 // layer's module in PyTorchLoadOptions::modules. PyTorch flattens images

@@ -95,14 +95,33 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   const BatchNormOptions& options() const { return options_; }
   FrozenBatchNormPolicy frozen_policy() const { return options_.frozen_policy; }
   void set_frozen_policy(FrozenBatchNormPolicy policy) { options_.frozen_policy = policy; }
+  std::string phase_behaviour() const override {
+    if (!this->frozen()) return "batch statistics (trainable)";
+    return uses_batch_statistics_when_training() ? "batch statistics while frozen (legacy policy)"
+                                                 : "frozen, moving statistics in both phases";
+  }
   /// Number of moving-statistics updates so far (PyTorch's buffer of the same name).
   std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
+  /// Restores the counter (e.g. from a PyTorch checkpoint, for cumulative_average); n >= 0.
+  void set_num_batches_tracked(std::int64_t n) {
+    if (n < 0)
+      throw ValueError(detail::message(this->describe(), ": num_batches_tracked must be >= 0, got ", n));
+    num_batches_tracked_ = n;
+  }
 
-  // All C values (C = input_shape().back()). Write them through parameters() / state().
+  // All C values (C = input_shape().back()).
   const Vector<Scalar>& gamma() const { return gamma_; }
   const Vector<Scalar>& beta() const { return beta_; }
   const Vector<Scalar>& moving_mean() const { return moving_mean_; }
   const Vector<Scalar>& moving_variance() const { return moving_variance_; }
+  /// Set them: C finite values (the variance >= 0), else a ShapeError /
+  /// ValueError naming the layer and the tensor, and nothing changes.
+  void set_gamma(const Vector<Scalar>& gamma) { this->assign_tensor(gamma_, gamma, "gamma"); }
+  void set_beta(const Vector<Scalar>& beta) { this->assign_tensor(beta_, beta, "beta"); }
+  void set_moving_mean(const Vector<Scalar>& mean) { this->assign_tensor(moving_mean_, mean, "moving_mean"); }
+  void set_moving_variance(const Vector<Scalar>& variance) {
+    this->assign_tensor(moving_variance_, variance, "moving_variance", /*non_negative=*/true);
+  }
 
  protected:
   Shape build_impl(const Shape& input) override {
@@ -114,17 +133,17 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     // rows·(H·W) values per channel; rows >= 1 and H·W >= 1, so only rows = 1
     // of a dense input (or a 1x1 image) gives a single value.
     const bool single_value = rows == 1 && this->input_size() == this->input_shape().back();
-    const bool batch_statistics =
-        phase == Phase::training &&
-        !(this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics);
+    const bool batch_statistics = phase == Phase::training && uses_batch_statistics_when_training();
     if (batch_statistics && options_.convention == BatchNormConvention::pytorch && single_value)
       throw ValueError(detail::message(this->describe(), ": training with the pytorch convention expects more "
                                        "than 1 value per channel (as PyTorch), got 1 (a batch of ",
                                        rows, " x ", this->input_shape().str(), ")"));
   }
 
+  bool phases_differ_impl() const override { return uses_batch_statistics_when_training(); }
+
   void forward_training(const Matrix<Scalar>& x, Matrix<Scalar>& y) override {
-    if (this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics) {
+    if (!uses_batch_statistics_when_training()) {
       forward_inference(x, y);  // TF2 / Keras 3: a frozen BN runs in inference mode
       return;
     }
@@ -199,6 +218,12 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   }
 
  private:
+  /// Unpinned, a training forward normalizes with the batch's statistics
+  /// unless the layer is frozen with the moving-statistics policy.
+  bool uses_batch_statistics_when_training() const {
+    return !(this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics);
+  }
+
   static BatchNormOptions checked(const BatchNormOptions& options) {
     if (!(options.momentum >= 0 && options.momentum <= 1))
       throw ValueError(detail::message("BatchNormalization: momentum must be in [0, 1], got ", options.momentum));

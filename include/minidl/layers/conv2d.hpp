@@ -83,11 +83,13 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
   }
   bool initialized() const override { return initialized_; }
 
-  /// The weights; write through these to set them, keeping their shapes.
-  Matrix<Scalar>& kernel() { return kernel_; }  ///< (kh·kw·C) x F, Keras' (kh, kw, C, F) flattened
+  /// The weights ((kh·kw·C) x F, Keras' (kh, kw, C, F) flattened; bias: F values, or none without a bias).
   const Matrix<Scalar>& kernel() const { return kernel_; }
-  Vector<Scalar>& bias() { return bias_; }  ///< F, or empty without a bias
   const Vector<Scalar>& bias() const { return bias_; }
+  /// Set the weights: the new value must have the current shape and finite
+  /// values, else a ShapeError / ValueError and nothing changes.
+  void set_kernel(const Matrix<Scalar>& kernel) { this->assign_tensor(kernel_, kernel, "kernel"); }
+  void set_bias(const Vector<Scalar>& bias) { this->assign_tensor(bias_, bias, "bias"); }
   /// dLoss/dK and dLoss/db of the last backward() (unchanged while frozen).
   const Matrix<Scalar>& kernel_gradient() const { return grad_kernel_; }
   const Vector<Scalar>& bias_gradient() const { return grad_bias_; }

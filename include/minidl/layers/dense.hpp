@@ -54,11 +54,13 @@ class Dense : public LayerBase<Dense<Scalar>, Scalar> {
   void initialize(Rng& rng) override { draw_weights(&rng); }
   bool initialized() const override { return initialized_; }
 
-  /// The weights; write through these to set them, keeping their shapes.
-  Matrix<Scalar>& kernel() { return kernel_; }  ///< inputs x units
+  /// The weights (inputs x units; bias: units values, or none without a bias).
   const Matrix<Scalar>& kernel() const { return kernel_; }
-  Vector<Scalar>& bias() { return bias_; }  ///< units, or empty without a bias
   const Vector<Scalar>& bias() const { return bias_; }
+  /// Set the weights: the new value must have the current shape and finite
+  /// values, else a ShapeError / ValueError and nothing changes.
+  void set_kernel(const Matrix<Scalar>& kernel) { this->assign_tensor(kernel_, kernel, "kernel"); }
+  void set_bias(const Vector<Scalar>& bias) { this->assign_tensor(bias_, bias, "bias"); }
   /// dLoss/dW and dLoss/db of the last backward() (unchanged while frozen).
   const Matrix<Scalar>& kernel_gradient() const { return grad_kernel_; }
   const Vector<Scalar>& bias_gradient() const { return grad_bias_; }

@@ -42,6 +42,9 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
   const char* type() const override { return "Dropout"; }
 
   double rate() const { return rate_; }
+  std::string phase_behaviour() const override {
+    return "drops " + std::to_string(static_cast<int>(std::lround(rate_ * 100))) + "% of units";
+  }
   /// Changes the rate for later calls; throws ValueError (rate unchanged)
   /// unless 0 <= rate < 1.
   void set_rate(double rate) { rate_ = checked_rate(rate, this->describe()); }
@@ -83,7 +86,11 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
     });
   }
 
-  void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) override { y = x; }
+  void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) override {
+    y = x;
+    drop_ = false;  // a pinned Dropout's backward is the identity too
+  }
+  bool phases_differ_impl() const override { return rate_ > 0; }
 
   // dx = dy ⊙ m, the same mask and scale as the forward pass.
   void backward_impl(const Matrix<Scalar>& /*x*/, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) override {
