@@ -228,7 +228,7 @@ TEST_CASE_TEMPLATE("load_pytorch_state_dict checks everything first and changes 
     model.add(Dense<S>(8, 16));
     model.add(BatchNorm<S>());
     const auto before = model.get_weights();
-    CHECK_THROWS_WITH_AS(load_pytorch_state_dict(model, state_dict<S>("mlp"), {false, {}}),
+    CHECK_THROWS_WITH_AS(load_pytorch_state_dict(model, state_dict<S>("mlp"), {false, {}, {}}),
                          doctest::Contains("BatchNormOptions::pytorch()"), ValueError);
     CHECK(bitwise_equal(model.get_weights(), before));
   }

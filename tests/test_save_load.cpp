@@ -403,7 +403,7 @@ TEST_CASE("load_model: a malformed or unknown architecture is a FormatError nami
         "layer 3 (Conv2D 'dense_1'): config: field 'filters' is missing");
   // A shape the first layer does not take.
   check([](Json& a) { a["input_shape"] = Json::array({5, 1}); },
-        "layer 0 (Dense 'dense'): config: Dense 'dense': expects input shape (None, 5), got (None, 5, 1)");
+        "layer 0 (Dense 'dense'): config: Dense 'dense': expects input shape (None, inputs), got (None, 5, 1)");
   // Not JSON at all, and no architecture.
   save_model(dense_model<double>(1), path);
   {
@@ -418,7 +418,7 @@ TEST_CASE("load_model: a malformed or unknown architecture is a FormatError nami
 }
 
 namespace {
-// A layer type of the user's own: save_weights handles it, save_model cannot describe it.
+// A layer type of the user's own, not registered: save_weights handles it, save_model cannot describe it.
 struct Doubler : LayerBase<Doubler, float> {
   Doubler() : LayerBase<Doubler, float>(Shape{2}, Shape{2}) {}
   const char* type() const override { return "Doubler"; }
@@ -440,7 +440,7 @@ TEST_CASE("save_model refuses a model it cannot describe, writing nothing") {
   custom.add(Dense<float>(2, 2));
   custom.add(Doubler());
   CHECK_THROWS_WITH_AS(save_model(custom, dir.file("m.safetensors")),
-                       doctest::Contains("layer 1 (Doubler 'doubler') is not a layer type save_model can describe"),
+                       doctest::Contains("layer 1 (Doubler 'doubler') is of type 'Doubler', which is not registered"),
                        ValueError);
   CHECK_FALSE(std::filesystem::exists(dir.file("m.safetensors")));
   save_weights(custom, dir.file("w.safetensors"));

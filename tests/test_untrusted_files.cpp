@@ -143,7 +143,15 @@ TEST_CASE("load_model: a layer is checked against the file's tensors before it a
   // With the tensors present but of another shape, the same: nothing is built from the config's numbers.
   const auto wrong = model_file({2}, {layer("Dense", "dense", dense_config)},
                                 {{"dense.kernel", {2, 1}, {1, 2}}, {"dense.bias", {1}, {0}}});
-  CHECK(contains(load_error(wrong), "tensor 'dense.kernel' has shape [2, 1], expected [2, 1000000000000]"));
+  CHECK_MESSAGE(contains(load_error(wrong), "layer 0 (Dense 'dense'): config: Dense 'dense': kernel inputs x units: "
+                                            "2 x 1000000000000 is more than 2^40 scalars"),
+                load_error(wrong));
+  Json big = dense_config;  // within minidl's bound for one tensor, beyond the file's
+  big["units"] = 1000000;
+  const auto short_file = model_file({2}, {layer("Dense", "dense", big)},
+                                     {{"dense.kernel", {2, 1}, {1, 2}}, {"dense.bias", {1}, {0}}});
+  CHECK_MESSAGE(contains(load_error(short_file), "tensor 'dense.kernel' has shape [2, 1], expected [2, 1000000]"),
+                load_error(short_file));
   // And a file that holds what its architecture says loads.
   Json small = dense_config;
   small["units"] = 1;

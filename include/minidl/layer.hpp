@@ -17,10 +17,13 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "error.hpp"
+#include "layer_config.hpp"
 #include "random.hpp"
 #include "tensor.hpp"
 
@@ -31,15 +34,29 @@ enum class Phase { training, inference };
 
 inline const char* to_string(Phase phase) { return phase == Phase::training ? "training" : "inference"; }
 
+/// What a frozen BatchNorm normalizes with in the training phase (see layers/batch_norm.hpp).
+enum class FrozenBatchNormPolicy { moving_statistics, batch_statistics };
+
 /// A view of one weight tensor of a layer, flattened, with its gradient.
 /// For non-trainable state (BatchNorm's moving statistics) `grad` is null.
 template <class Scalar>
 struct Parameter {
+  Parameter() = default;
+  /// What a layer's collect_parameters()/collect_state() records; the shape
+  /// is filled in from weight_shapes() by Layer::parameters() and state().
+  Parameter(std::string name_, Scalar* value_, Scalar* grad_, Index size_, bool non_negative_ = false)
+      : name(std::move(name_)), value(value_), grad(grad_), size(size_), non_negative(non_negative_) {}
+
   std::string name;        ///< "kernel", "bias", "gamma", "beta", "moving_mean", ...
-  Scalar* value = nullptr;  ///< `size` scalars, owned by the layer
+  Scalar* value = nullptr;  ///< `size` scalars, owned by the layer, in C order of `shape`
   Scalar* grad = nullptr;   ///< `size` scalars or null
   Index size = 0;
   bool non_negative = false;  ///< every value must be >= 0 (a variance)
+  /// The tensor's shape in Keras's layout (a Dense kernel (inputs, units), a
+  /// Conv2D kernel (kh, kw, C, F)), as the layer declares it in
+  /// weight_shapes(); (size) for a layer that declares none.
+  Shape shape;
+  const char* layout = "";  ///< the shape's axes in words ("inputs x units"), or empty
 
   Eigen::Map<Vector<Scalar>> values() const { return {value, size}; }
   Eigen::Map<Vector<Scalar>> gradient() const { return {grad, grad ? size : 0}; }
@@ -66,9 +83,29 @@ void check_tensor_values(const Parameter<Scalar>& target, const Values& values, 
 
 }  // namespace detail
 
+/// One weight tensor a layer will have: its name, its shape in Keras's layout
+/// and that layout's axes in words (for messages).
+struct WeightShape {
+  std::string name;
+  Shape shape;
+  const char* layout = "";
+};
+
+/// How a PyTorch state_dict holds a layer's tensors (io/pytorch.hpp): each
+/// minidl tensor's name in the module's state_dict ("kernel" -> "weight"),
+/// names PyTorch saves that minidl does not load, or why the layer, as
+/// configured, has no counterpart. A layer with weights and no tensor names
+/// has none; io/pytorch.hpp's PyTorchLoadOptions::tensor_names can give them.
+struct PyTorchCounterpart {
+  std::vector<std::pair<std::string, std::string>> tensors;
+  std::vector<std::string> unused;
+  std::string problem;
+};
+
 template <class Scalar>
 class Layer {
  public:
+  using scalar_type = Scalar;
   virtual ~Layer() = default;
 
   /// Type name as Keras prints it: "Dense", "BatchNormalization", ...
@@ -78,6 +115,25 @@ class Layer {
 
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
+
+  /// The constructor arguments that make this layer again (Keras's
+  /// get_config()), which save_model writes and the type's from_config()
+  /// reads (layers/registry.hpp). Default: none.
+  virtual LayerConfig config() const { return {}; }
+  /// The weight tensors the layer has once built with `input`, in Keras's
+  /// layout: what load_model checks a file against before it allocates them,
+  /// and the shapes parameters() and state() report. Default: not declared
+  /// (std::nullopt): a load then builds the layer before it checks its
+  /// tensors, and each tensor's shape is its flat size.
+  virtual std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const {
+    (void)input;
+    return std::nullopt;
+  }
+  /// The layer's PyTorch counterpart (see PyTorchCounterpart); default: none.
+  virtual PyTorchCounterpart pytorch_counterpart() const { return {}; }
+  /// Layers that can normalize a frozen layer's training batches with batch
+  /// statistics (BatchNorm) follow `policy`; others ignore it.
+  virtual void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) { (void)policy; }
 
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
@@ -200,12 +256,14 @@ class Layer {
   std::vector<Parameter<Scalar>> parameters() {
     std::vector<Parameter<Scalar>> out;
     collect_parameters(out);
+    attach_shapes(out);
     return out;
   }
   /// Non-trainable state, e.g. BatchNorm's moving mean and variance.
   std::vector<Parameter<Scalar>> state() {
     std::vector<Parameter<Scalar>> out;
     collect_state(out);
+    attach_shapes(out);
     return out;
   }
   Index parameter_count() const { return count(&Layer::collect_parameters); }
@@ -289,6 +347,23 @@ class Layer {
     return n;
   }
 
+  // Each view's shape from weight_shapes(), which must agree with the storage.
+  void attach_shapes(std::vector<Parameter<Scalar>>& views) const {
+    const auto declared = built() ? weight_shapes(input_shape_) : std::nullopt;
+    for (auto& p : views) {
+      if (p.size > 0) p.shape = Shape{p.size};
+      if (!declared) continue;
+      for (const auto& w : *declared)
+        if (w.name == p.name) {
+          if (w.shape.size() != p.size)
+            throw StateError(detail::message(describe(), ": weight_shapes() declares ", p.name, " as ",
+                                             w.shape.dims(), ", but the layer holds ", p.size, " values"));
+          p.shape = w.shape;
+          p.layout = w.layout;
+        }
+    }
+  }
+
   bool runs_inference_path(Phase phase) const {
     return phase == Phase::inference || (inference_pinned_ && phases_differ_impl());
   }
@@ -301,6 +376,13 @@ class Layer {
   Matrix<Scalar> grad_input_;  // N x input_size(): the last backward's dLoss/dx
   Index training_rows_ = 0;    // batch size of the last training forward; 0 = no backward cache
 };
+
+/// How a layer names itself in messages: "Conv2D 'conv2d'", or just "Conv2D"
+/// before it has a name (in its constructor).
+template <class Scalar>
+std::string layer_label(const Layer<Scalar>& layer) {
+  return layer.name().empty() ? std::string(layer.type()) : layer.describe();
+}
 
 /// Implements clone() for a concrete layer (CRTP), so each layer need not.
 template <class Derived, class Scalar>

@@ -21,6 +21,7 @@
 #include "layers/dropout.hpp"
 #include "layers/flatten.hpp"
 #include "layers/pooling.hpp"
+#include "layers/registry.hpp"
 #include "losses.hpp"
 #include "metrics.hpp"
 #include "optimizers/adam.hpp"

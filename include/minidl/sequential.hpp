@@ -30,7 +30,6 @@
 #include "fit_options.hpp"
 #include "history.hpp"
 #include "layer.hpp"
-#include "layers/batch_norm.hpp"
 #include "metrics.hpp"
 #include "optimizers/optimizer.hpp"
 #include "progress.hpp"
@@ -56,21 +55,12 @@ class Sequential {
   /// initialized from the model's generator. The model must be compiled again.
   template <class L, std::enable_if_t<std::is_base_of_v<Layer<Scalar>, L>, int> = 0>
   L& add(L layer) {
-    check_not_training("add");
-    if (layer.name().empty()) layer.set_name(unique_name(layer.type()));  // so errors can name it
-    if (layers_.empty()) {
-      if (!layer.built())
-        throw ShapeError(detail::message("Sequential::add: the first layer, ", layer.describe(),
-                                         ", needs an input shape"));
-    } else {
-      layer.build(layers_.back()->output_shape());  // throws on a mismatch, naming the layer
-    }
-    if (!layer.initialized()) layer.initialize(init_rng_);
-    auto owned = std::make_shared<L>(std::move(layer));
-    L& ref = *owned;
-    layers_.push_back(std::move(owned));
-    compiled_ = false;
-    return ref;
+    return static_cast<L&>(add_owned(std::make_shared<L>(std::move(layer))));
+  }
+  /// The same for a layer made elsewhere (LayerRegistry::create, clone()).
+  Layer<Scalar>& add(std::unique_ptr<Layer<Scalar>> layer) {
+    if (!layer) throw ValueError("Sequential::add: the layer is null");
+    return add_owned(std::shared_ptr<Layer<Scalar>>(std::move(layer)));
   }
 
   /// Appends the layers of `other`, shared with it (as a Keras model nested in
@@ -130,10 +120,11 @@ class Sequential {
   void pin_inference() { pin_inference(0, size()); }
   void unpin_inference() { unpin_inference(0, size()); }
 
-  /// What every frozen BatchNorm of the model normalizes with in the training phase.
+  /// What every frozen BatchNorm of the model normalizes with in the
+  /// training phase (Layer::set_frozen_batchnorm_policy: layers without
+  /// batch statistics ignore it).
   void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) {
-    for (auto& l : layers_)
-      if (auto* bn = dynamic_cast<BatchNorm<Scalar>*>(l.get())) bn->set_frozen_policy(policy);
+    for (auto& l : layers_) l->set_frozen_batchnorm_policy(policy);
   }
 
   /// Splits into a base (layers [0, k)) and a top (layers [k, size())) that share
@@ -320,6 +311,23 @@ class Sequential {
   void summary(std::ostream& out = std::cout) const;
 
  private:
+  // add()'s work, on a layer the model now owns alone.
+  Layer<Scalar>& add_owned(std::shared_ptr<Layer<Scalar>> layer) {
+    check_not_training("add");
+    if (layer->name().empty()) layer->set_name(unique_name(layer->type()));  // so errors can name it
+    if (layers_.empty()) {
+      if (!layer->built())
+        throw ShapeError(detail::message("Sequential::add: the first layer, ", layer->describe(),
+                                         ", needs an input shape"));
+    } else {
+      layer->build(layers_.back()->output_shape());  // throws on a mismatch, naming the layer
+    }
+    if (!layer->initialized()) layer->initialize(init_rng_);
+    layers_.push_back(std::move(layer));
+    compiled_ = false;
+    return *layers_.back();
+  }
+
   Sequential share(std::size_t begin, std::size_t end) const {
     Sequential part(0);
     part.layers_.assign(layers_.begin() + static_cast<std::ptrdiff_t>(begin),

@@ -110,6 +110,13 @@ class Shape {
     return s + ")";
   }
 
+  /// The dimensions alone, as a weight's shape is written: "(3, 3, 1, 8)".
+  std::string dims() const {
+    std::string s = "(";
+    for (int i = 0; i < rank_; ++i) s += (i ? ", " : "") + std::to_string(dims_[static_cast<std::size_t>(i)]);
+    return s + (rank_ == 1 ? ",)" : ")");
+  }
+
   friend bool operator==(const Shape& a, const Shape& b) {
     if (a.rank_ != b.rank_) return false;
     for (int i = 0; i < a.rank_; ++i)

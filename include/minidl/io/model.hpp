@@ -144,11 +144,12 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
     const bool frozen = entry.boolean("frozen"), pinned = entry.boolean_or("inference_pinned", false);
     const std::string where = message(source, ": layer ", i, " (", st_short(type), " '", name, "'): config");
     if (!entry.at("config").is_object()) entry.fail("config", "must be a JSON object");
-    const ExpectTensor expect = [&](const char* tensor, std::vector<std::int64_t> shape, const char* layout) {
-      check_file_tensor(file, source, name + "." + tensor, shape, type + " '" + name + "' " + tensor + layout);
+    const ExpectTensor expect = [&](const char* tensor, const Shape& shape, const char* layout) {
+      check_file_tensor(file, source, name + "." + tensor, dims_of(shape),
+                        type + " '" + name + "' " + tensor + layout_text(layout));
     };
     try {
-      Layer<Scalar>& layer = add_layer(model, type, name, ConfigReader(entry.at("config"), where), input, expect);
+      Layer<Scalar>& layer = add_layer(model, type, name, config_from_json(entry.at("config")), input, expect);
       layer.set_frozen(frozen);
       layer.set_inference_pinned(pinned);
     } catch (const FormatError&) {

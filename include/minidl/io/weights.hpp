@@ -2,7 +2,8 @@
 // as Keras's). PyTorch state_dicts: pytorch.hpp.
 //
 // Tensor names are "<layer name>.<tensor name>", the tensor names being Keras's
-// (layer names are unique within a model):
+// (layer names are unique within a model), each with the shape its layer
+// declares (Parameter::shape, Keras's layout):
 //   | layer              | tensor                 | shape, C order  | note                              |
 //   |--------------------|------------------------|-----------------|-----------------------------------|
 //   | Dense              | dense.kernel           | (inputs, units) | Keras; PyTorch's Linear.weight is  |
@@ -10,7 +11,7 @@
 //   | Conv2D             | conv2d.kernel          | (kh, kw, C, F)  | Keras; PyTorch's is (F, C, kh, kw) |
 //   |                    | conv2d.bias            | (F)             |                                   |
 //   | BatchNormalization | batch_normalization.gamma, .beta, .moving_mean, .moving_variance   (C)  |
-// Other layers have no tensors. BatchNorm's update counter (PyTorch's
+// Other built-in layers have no tensors; a user's layer has the ones it declares. BatchNorm's update counter (PyTorch's
 // num_batches_tracked) is not saved, as in Keras, nor are Dropout generators.
 // Values are written as F32 or F64 (the model's scalar by default) and
 // converted to the model's scalar on load.
@@ -29,12 +30,6 @@
 #include <type_traits>
 #include <vector>
 
-#include "../layers/activation_layer.hpp"
-#include "../layers/batch_norm.hpp"
-#include "../layers/conv2d.hpp"
-#include "../layers/dense.hpp"
-#include "../layers/dropout.hpp"
-#include "../layers/flatten.hpp"
 #include "../sequential.hpp"
 #include "safetensors.hpp"
 
@@ -69,6 +64,17 @@ struct TensorBinding {
   std::vector<Index> source;        ///< target[i] = file[source[i]]; empty: the same order
 };
 
+/// A tensor shape as the file writes it: its dimensions, C order.
+inline std::vector<std::int64_t> dims_of(const Shape& shape) {
+  std::vector<std::int64_t> out;
+  for (int a = 0; a < shape.rank(); ++a) out.push_back(shape[a]);
+  return out;
+}
+/// " (inputs x units)" for messages, or nothing for a tensor without a layout.
+inline std::string layout_text(const char* layout) {
+  return layout && *layout ? std::string(" (") + layout + ")" : std::string();
+}
+
 // The tensors of a layer: parameters() then state(). Collecting only takes
 // addresses, so a const model can be viewed (save_weights only reads them).
 template <class Scalar>
@@ -92,18 +98,9 @@ std::vector<TensorBinding<Scalar>> minidl_bindings(const Sequential<Scalar>& mod
       throw ValueError(message(call, ": layer ", i, " (", layer.describe(), ") needs a name of its own",
                                fresh ? "" : message(", layer ", it->second, " has the same name"),
                                "; tensors are named '<layer name>.<tensor>'; rename it with set_name()"));
-    for (const auto& p : layer_tensors(layer)) {
-      std::vector<std::int64_t> shape{p.size};
-      std::string layout;
-      if (const auto* dense = dynamic_cast<const Dense<Scalar>*>(&layer); dense && p.name == "kernel") {
-        shape = {dense->kernel().rows(), dense->kernel().cols()};
-        layout = " (inputs x units)";
-      } else if (const auto* conv = dynamic_cast<const Conv2D<Scalar>*>(&layer); conv && p.name == "kernel") {
-        shape = {conv->kernel_size()[0], conv->kernel_size()[1], conv->input_shape()[2], conv->filters()};
-        layout = " (kh x kw x C x F)";
-      }
-      out.push_back({layer.name() + "." + p.name, shape, layer.describe() + " " + p.name + layout, p, {}});
-    }
+    for (const auto& p : layer_tensors(layer))
+      out.push_back({layer.name() + "." + p.name, dims_of(p.shape),
+                     layer.describe() + " " + p.name + layout_text(p.layout), p, {}});
   }
   return out;
 }

@@ -39,6 +39,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "../layer.hpp"
@@ -48,8 +49,12 @@ namespace minidl {
 /// Whose moving-statistics update rule and defaults to follow.
 enum class BatchNormConvention { keras, pytorch };
 
-/// What a frozen BatchNorm normalizes with in the training phase (see the table above).
-enum class FrozenBatchNormPolicy { moving_statistics, batch_statistics };
+inline const char* to_string(BatchNormConvention c) { return c == BatchNormConvention::keras ? "keras" : "pytorch"; }
+/// FrozenBatchNormPolicy (layer.hpp: what a frozen BatchNorm normalizes with
+/// in the training phase, see the table above) by name.
+inline const char* to_string(FrozenBatchNormPolicy p) {
+  return p == FrozenBatchNormPolicy::moving_statistics ? "moving_statistics" : "batch_statistics";
+}
 
 struct BatchNormOptions {
   BatchNormConvention convention = BatchNormConvention::keras;
@@ -92,9 +97,44 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
 
   const char* type() const override { return "BatchNormalization"; }
 
+  LayerConfig config() const override {
+    LayerConfig c;
+    c.set("convention", to_string(options_.convention)).set("momentum", options_.momentum);
+    c.set("epsilon", options_.epsilon).set("cumulative_average", options_.cumulative_average);
+    c.set("frozen_policy", to_string(options_.frozen_policy));
+    return c;
+  }
+  static BatchNorm from_config(const LayerConfig& c) {
+    using P = FrozenBatchNormPolicy;
+    BatchNormOptions o;
+    o.convention = c.choice("convention", {BatchNormConvention::keras, BatchNormConvention::pytorch}, to_string);
+    o.momentum = c.number("momentum");
+    o.epsilon = c.number("epsilon");
+    o.cumulative_average = c.boolean("cumulative_average");
+    o.frozen_policy = c.choice("frozen_policy", {P::moving_statistics, P::batch_statistics}, to_string);
+    return BatchNorm(o);
+  }
+  std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const override {
+    std::vector<WeightShape> out;
+    for (const char* name : {"gamma", "beta", "moving_mean", "moving_variance"})
+      out.push_back({name, Shape{input.back()}, ""});
+    return out;
+  }
+  /// PyTorch's BatchNorm1d/2d, for a layer made with BatchNormOptions::pytorch().
+  PyTorchCounterpart pytorch_counterpart() const override {
+    if (options_.convention != BatchNormConvention::pytorch)
+      return {{}, {}, "must be made with BatchNormOptions::pytorch() (PyTorch's epsilon and update), "
+                      "got the keras convention"};
+    return {{{"gamma", "weight"}, {"beta", "bias"}, {"moving_mean", "running_mean"},
+             {"moving_variance", "running_var"}},
+            {"num_batches_tracked"},
+            {}};
+  }
+
   const BatchNormOptions& options() const { return options_; }
   FrozenBatchNormPolicy frozen_policy() const { return options_.frozen_policy; }
   void set_frozen_policy(FrozenBatchNormPolicy policy) { options_.frozen_policy = policy; }
+  void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) override { set_frozen_policy(policy); }
   std::string phase_behaviour() const override {
     if (!this->frozen()) return "batch statistics (trainable)";
     return uses_batch_statistics_when_training() ? "batch statistics while frozen (legacy policy)"

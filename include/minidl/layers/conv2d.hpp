@@ -22,9 +22,7 @@
 #include <optional>
 #include <vector>
 
-#include "../activation.hpp"
-#include "../detail/gemm.hpp"
-#include "../initializers.hpp"
+#include "kernel_layer.hpp"
 #include "window2d.hpp"
 
 namespace minidl {
@@ -44,8 +42,8 @@ struct Conv2DOptions {
 };
 
 template <class Scalar>
-class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
-  using Rows = Eigen::Map<Matrix<Scalar>>;             // a batch viewed as (N·H_out·W_out) x F
+class Conv2D : public KernelLayer<Conv2D<Scalar>, Scalar> {
+  using Base = KernelLayer<Conv2D<Scalar>, Scalar>;
   using ConstRows = Eigen::Map<const Matrix<Scalar>>;  // the same, read-only
   using Run = Eigen::Map<Vector<Scalar>>;              // a contiguous run of scalars
   using ConstRun = Eigen::Map<const Vector<Scalar>>;
@@ -54,7 +52,11 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
   /// Input shape fixed later by build() or Sequential::add. Throws ValueError
   /// unless filters, both kernel sizes and both strides are > 0.
   Conv2D(Index filters, std::array<Index, 2> kernel_size, Conv2DOptions options = {})
-      : filters_(filters), kernel_size_(kernel_size), options_(options) {
+      : Base(KernelSettings{options.activation, options.use_bias, options.kernel_initializer, options.seed}),
+        filters_(filters),
+        kernel_size_(kernel_size),
+        strides_(options.strides),
+        padding_(options.padding) {
     if (filters <= 0) throw ValueError(detail::message("Conv2D: filters must be > 0, got ", filters));
     check_window_argument("Conv2D", "kernel_size", kernel_size);
     check_window_argument("Conv2D", "strides", options.strides);
@@ -73,40 +75,56 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
 
   const char* type() const override { return "Conv2D"; }
 
+  LayerConfig config() const override {
+    LayerConfig c;
+    c.set("filters", filters_).set("kernel_size", kernel_size_).set("strides", strides_);
+    c.set("padding", to_string(padding_));
+    this->add_settings(c);
+    return c;
+  }
+  static Conv2D from_config(const LayerConfig& c) {
+    const Index filters = c.positive("filters");
+    const auto kernel_size = c.size2("kernel_size");
+    Conv2DOptions o;
+    o.strides = c.size2("strides");
+    o.padding = c.choice("padding", {Padding::valid, Padding::same}, to_string);
+    const KernelSettings s = Base::read_settings(c);
+    o.activation = s.activation;
+    o.use_bias = s.use_bias;
+    o.kernel_initializer = s.kernel_initializer;
+    o.seed = s.seed;
+    return Conv2D(filters, kernel_size, o);
+  }
+  std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const override {
+    if (input.rank() != 3) return std::vector<WeightShape>{};  // build() rejects it, allocating nothing
+    detail::checked_size(layer_label(*this) + ": kernel kh x kw x C x F",
+                         {kernel_size_[0], kernel_size_[1], input[2], filters_});
+    return this->kernel_and_bias(Shape{kernel_size_[0], kernel_size_[1], input[2], filters_}, "kh x kw x C x F");
+  }
+
   /// Draws the kernel with the kernel initializer (Keras' fans for a
-  /// convolution: fan_in = kh·kw·C, fan_out = kh·kw·F) and zeroes the bias. A
-  /// layer made with a seed draws from Rng(seed) and leaves `rng` untouched.
+  /// convolution, fans()) and zeroes the bias. A layer made with a seed draws
+  /// from Rng(seed) and leaves `rng` untouched.
   void initialize(Rng& rng) override {
     if (!this->built())
       throw StateError(this->describe() + ": initialize() needs the input shape; call build(shape) first");
-    draw_weights(&rng);
+    this->draw_weights(&rng);
   }
-  bool initialized() const override { return initialized_; }
-
-  /// The weights ((kh·kw·C) x F, Keras' (kh, kw, C, F) flattened; bias: F values, or none without a bias).
-  const Matrix<Scalar>& kernel() const { return kernel_; }
-  const Vector<Scalar>& bias() const { return bias_; }
-  /// Set the weights: the new value must have the current shape and finite
-  /// values, else a ShapeError / ValueError and nothing changes.
-  void set_kernel(const Matrix<Scalar>& kernel) { this->assign_tensor(kernel_, kernel, "kernel"); }
-  void set_bias(const Vector<Scalar>& bias) { this->assign_tensor(bias_, bias, "bias"); }
-  /// dLoss/dK and dLoss/db of the last backward() (unchanged while frozen).
-  const Matrix<Scalar>& kernel_gradient() const { return grad_kernel_; }
-  const Vector<Scalar>& bias_gradient() const { return grad_bias_; }
+  /// Keras's fans of a convolution kernel: (kh·kw·C, kh·kw·F).
+  std::pair<Index, Index> fans() const {
+    const Index taps = kernel_size_[0] * kernel_size_[1];
+    return {taps * window_.channels(), taps * filters_};
+  }
 
   Index filters() const { return filters_; }
   std::array<Index, 2> kernel_size() const { return kernel_size_; }
-  std::array<Index, 2> strides() const { return options_.strides; }
-  Padding padding() const { return options_.padding; }
-  Activation activation() const { return options_.activation; }
-  bool use_bias() const { return options_.use_bias; }
-  Initializer kernel_initializer() const { return options_.kernel_initializer; }
-  const std::optional<std::uint64_t>& seed() const { return options_.seed; }
+  std::array<Index, 2> strides() const { return strides_; }
+  Padding padding() const { return padding_; }
 
  protected:
   Shape build_impl(const Shape& input) override {
     const std::string label = layer_label(*this);
-    const Window2D window(label, "kernel", input, kernel_size_, options_.strides, options_.padding);
+    const Window2D window(label, "kernel", input, kernel_size_, strides_, padding_);
     const Index patch = detail::checked_size(label + ": kernel kh x kw x C",
                                              {kernel_size_[0], kernel_size_[1], window.channels()});
     detail::checked_size(label + ": kernel (kh·kw·C) x F", {patch, filters_});
@@ -114,11 +132,7 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
     const Shape output{window.out_height(), window.out_width(), filters_};
     // Nothing below throws: the layer changes only once the shape is accepted.
     window_ = window;
-    kernel_ = Matrix<Scalar>::Zero(patch, filters_);
-    grad_kernel_ = Matrix<Scalar>::Zero(patch, filters_);
-    bias_ = Vector<Scalar>::Zero(options_.use_bias ? filters_ : 0);
-    grad_bias_ = Vector<Scalar>::Zero(options_.use_bias ? filters_ : 0);
-    if (options_.seed) draw_weights(nullptr);
+    this->allocate(patch, filters_);
     return output;
   }
 
@@ -128,21 +142,12 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
   void forward_inference(const Matrix<Scalar>& x, Matrix<Scalar>& y) override { convolve(x, y); }
 
   void backward_impl(const Matrix<Scalar>& /*x*/, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) override {
-    // dz = act'(y) ⊙ dy    (N x H_out·W_out·F); for linear, dz is dy itself.
-    const Matrix<Scalar>* dz = &dy;
-    if (options_.activation != Activation::linear) {
-      dz_.resize(dy.rows(), dy.cols());
-      activation_backward(options_.activation, this->output(), dy, dz_, filters_);
-      dz = &dz_;
-    }
-    const ConstRows dZ(dz->data(), cols_.rows(), filters_);  // (N·H_out·W_out) x F, no copy
-    if (!this->frozen()) {
-      detail::gemm(cols_.transpose(), dZ, grad_kernel_);  // dK = colsᵀ·dZ        ((kh·kw·C) x F)
-      if (options_.use_bias) grad_bias_.noalias() = dZ.colwise().sum().transpose();  // db = Σ_rows dZ  (F)
-    }
+    const Matrix<Scalar>& dz = this->activation_gradient(dy);  // N x (H_out·W_out·F)
+    const ConstRows dZ(dz.data(), cols_.rows(), filters_);     // (N·H_out·W_out) x F, no copy
+    this->weight_gradients(cols_, dZ);                         // dK = colsᵀ·dZ, db = Σ_rows dZ
     if (!dx) return;
     dcols_.resize(cols_.rows(), cols_.cols());
-    detail::gemm(dZ, kernel_.transpose(), dcols_);  // dcols = dZ·Kᵀ   ((N·H_out·W_out) x (kh·kw·C))
+    this->rows_gradient(dZ, dcols_);  // dcols = dZ·Kᵀ   ((N·H_out·W_out) x (kh·kw·C))
     // col2im: dx = Σ over the windows that saw each pixel of its dcols entries
     // (the transpose of im2col's copy; padding entries are dropped).
     dx->setZero();
@@ -156,32 +161,15 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
     });
   }
 
-  void collect_parameters(std::vector<Parameter<Scalar>>& out) override {
-    out.push_back({"kernel", kernel_.data(), grad_kernel_.data(), kernel_.size()});
-    if (options_.use_bias) out.push_back({"bias", bias_.data(), grad_bias_.data(), bias_.size()});
-  }
-
  private:
   // Offset in a cols row of kernel position (i, j): rows are ordered (i, j, c).
   Index patch_offset(Index i, Index j) const { return (i * kernel_size_[1] + j) * window_.channels(); }
-
-  // Kernel from Rng(seed) if the layer has a seed, else from *rng; bias zero.
-  void draw_weights(Rng* rng) {
-    Rng own(options_.seed.value_or(0));
-    const Index taps = kernel_size_[0] * kernel_size_[1];
-    initialize_weights(options_.kernel_initializer, kernel_, taps * window_.channels(), taps * filters_,
-                       options_.seed ? own : *rng);
-    bias_.setZero();
-    initialized_ = true;
-  }
 
   // y = act(im2col(x)·K + b), the product written into y viewed as
   // (N·H_out·W_out) x F.
   void convolve(const Matrix<Scalar>& x, Matrix<Scalar>& y) {
     im2col(x);
-    Rows Z(y.data(), cols_.rows(), filters_);
-    detail::gemm(cols_, kernel_, Z, /*accumulate=*/false, options_.use_bias ? bias_.data() : nullptr);  // Z = cols·K + b
-    activate(options_.activation, y, y, filters_);  // y = act(Z), in place (softmax over F)
+    this->apply(cols_, y);
   }
 
   // cols row p = the window of output position p, in (i, j, c) order. One
@@ -189,8 +177,8 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
   // each is copied as one run; rows cut by the padding are zero-filled first.
   void im2col(const Matrix<Scalar>& x) {
     detail::checked_size([this] { return this->describe() + ": im2col of the batch (N x positions x kh·kw·C)"; },
-                         {x.rows(), window_.positions(), kernel_.rows()});
-    cols_.resize(x.rows() * window_.positions(), kernel_.rows());
+                         {x.rows(), window_.positions(), this->kernel().rows()});
+    cols_.resize(x.rows() * window_.positions(), this->kernel().rows());
     const Scalar* in = x.data();
     window_.for_each_window(x.rows(), [&](Index p, Index n, Window2D::Span rows, Window2D::Span cols) {
       Scalar* patch = cols_.row(p).data();
@@ -204,15 +192,10 @@ class Conv2D : public LayerBase<Conv2D<Scalar>, Scalar> {
 
   Index filters_;
   std::array<Index, 2> kernel_size_;
-  Conv2DOptions options_;
+  std::array<Index, 2> strides_;
+  Padding padding_;
   Window2D window_;  // output size and padding, set by build()
-  bool initialized_ = false;
-  Matrix<Scalar> kernel_;       // (kh·kw·C) x F
-  Matrix<Scalar> grad_kernel_;  // (kh·kw·C) x F: dLoss/dK
-  Vector<Scalar> bias_;         // F (0 without a bias)
-  Vector<Scalar> grad_bias_;    // F (0 without a bias): dLoss/db
-  Matrix<Scalar> cols_;         // (N·H_out·W_out) x (kh·kw·C): im2col of the last forward's input
-  Matrix<Scalar> dz_;           // N x (H_out·W_out·F): dLoss/dz
+  Matrix<Scalar> cols_;   // (N·H_out·W_out) x (kh·kw·C): im2col of the last forward's input
   Matrix<Scalar> dcols_;        // (N·H_out·W_out) x (kh·kw·C): dLoss/dcols
 };
 

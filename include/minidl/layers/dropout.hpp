@@ -40,6 +40,12 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
   }
 
   const char* type() const override { return "Dropout"; }
+  LayerConfig config() const override {
+    LayerConfig c;
+    c.set("rate", rate_).set("seed", seed_);
+    return c;
+  }
+  static Dropout from_config(const LayerConfig& c) { return Dropout(c.number("rate"), c.seed("seed")); }
 
   double rate() const { return rate_; }
   std::string phase_behaviour() const override {

@@ -53,6 +53,15 @@ class Pooling2D : public LayerBase<Derived, Scalar> {
   }
 
   const char* type() const override { return Derived::type_name; }
+  LayerConfig config() const override {
+    LayerConfig c;
+    c.set("pool_size", pool_size_).set("strides", strides_).set("padding", to_string(padding_));
+    return c;
+  }
+  static Derived from_config(const LayerConfig& c) {
+    return Derived(c.size2("pool_size"), c.size2("strides"), c.choice("padding", {Padding::valid, Padding::same},
+                                                                       to_string));
+  }
   Size2 pool_size() const { return pool_size_; }
   Size2 strides() const { return strides_; }
   Padding padding() const { return padding_; }

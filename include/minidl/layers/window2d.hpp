@@ -35,13 +35,6 @@ inline std::string size_text(const std::array<Index, 2>& size) {
   return std::to_string(size[0]) + "x" + std::to_string(size[1]);
 }
 
-/// How a layer names itself in messages: "Conv2D 'conv2d'", or just "Conv2D"
-/// before it has a name (in its constructor).
-template <class Scalar>
-std::string layer_label(const Layer<Scalar>& layer) {
-  return layer.name().empty() ? std::string(layer.type()) : layer.describe();
-}
-
 /// Throws ValueError ("MaxPooling2D: strides must be positive, got 0x2")
 /// unless both sizes are in [1, max_elements] (which keeps the geometry's
 /// arithmetic below from overflowing).
