@@ -16,7 +16,6 @@
 #pragma once
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <memory>
 #include <numeric>
@@ -31,6 +30,8 @@
 #include "history.hpp"
 #include "layer.hpp"
 #include "metrics.hpp"
+#include "model/data_checks.hpp"
+#include "model/naming.hpp"
 #include "optimizers/optimizer.hpp"
 #include "progress.hpp"
 
@@ -68,21 +69,7 @@ class Sequential {
   /// layer can be used once per model: appending a layer this model already
   /// has is a ValueError (Keras would share its weights between the two uses;
   /// minidl does not support that, as each layer keeps one output buffer).
-  void add(const Sequential& other) {
-    check_not_training("add");
-    if (&other == this) throw ValueError("Sequential::add: a model cannot be appended to itself");
-    if (other.layers_.empty()) throw ValueError("Sequential::add: the model to append has no layers");
-    for (const auto& l : other.layers_)
-      if (std::find(layers_.begin(), layers_.end(), l) != layers_.end())
-        throw ValueError(detail::message("Sequential::add: ", l->describe(), " is already in this model; a layer can ",
-                                         "be used once per model (add(other.clone()) appends a copy)"));
-    if (!layers_.empty() && other.input_shape() != output_shape())
-      throw ShapeError(detail::message("Sequential::add: the appended model expects input shape ",
-                                       other.input_shape().str(), ", the last layer, ", layers_.back()->describe(),
-                                       ", outputs ", output_shape().str()));
-    layers_.insert(layers_.end(), other.layers_.begin(), other.layers_.end());
-    compiled_ = false;
-  }
+  void add(const Sequential& other);
 
   std::size_t size() const { return layers_.size(); }
   /// Layer `index`; ValueError if there is none.
@@ -137,17 +124,7 @@ class Sequential {
   }
 
   /// A deep copy: layers, weights, statistics, generators, compile state.
-  Sequential clone() const {
-    Sequential copy(0);
-    copy.init_rng_ = init_rng_;
-    for (const auto& l : layers_) copy.layers_.push_back(std::shared_ptr<Layer<Scalar>>(l->clone()));
-    if (loss_) copy.loss_ = loss_->clone();
-    if (optimizer_) copy.optimizer_ = optimizer_->clone();
-    copy.metrics_ = metrics_;
-    copy.compiled_ = compiled_;
-    if (compiled_) copy.cache_parameters();
-    return copy;
-  }
+  Sequential clone() const;
 
   // ---- compile ----------------------------------------------------------
 
@@ -155,22 +132,7 @@ class Sequential {
   /// optimizer (Adam<float>{1e-3}, ...) and the metrics reported by fit/evaluate.
   /// Resets the optimizer's state.
   template <class Loss, class Opt>
-  void compile(const Loss& loss, const Opt& optimizer, std::vector<Metric> metrics = {}) {
-    static_assert(std::is_base_of_v<Optimizer<Scalar>, Opt>,
-                  "compile: the optimizer must be a minidl::Optimizer of the model's scalar type");
-    check_not_training("compile");
-    checked_back();
-    auto opt = std::make_unique<Opt>(optimizer);
-    std::vector<Index> sizes;
-    for (auto& l : layers_)
-      for (const auto& p : l->parameters()) sizes.push_back(p.size);
-    opt->build(sizes);
-    loss_ = std::make_unique<detail::LossFunction<Scalar, Loss>>(loss);
-    optimizer_ = std::move(opt);
-    metrics_ = std::move(metrics);
-    cache_parameters();
-    compiled_ = true;
-  }
+  void compile(const Loss& loss, const Opt& optimizer, std::vector<Metric> metrics = {});
   bool compiled() const { return compiled_; }
   Optimizer<Scalar>& optimizer() {
     check_compiled("optimizer");
@@ -196,86 +158,29 @@ class Sequential {
   bool training() const { return training_; }
 
   /// Loss of (x, y) in the inference phase, batch-size-weighted over batches.
-  Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32) {
-    check_compiled("evaluate");
-    check_data("evaluate", x, y);
-    check_batch_size("evaluate", batch_size);
-    return static_cast<Scalar>(evaluate_logs(x, y, batch_size, "")["loss"]);
-  }
+  Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32);
   /// The loss and every metric of (x, y) in the inference phase.
-  Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32) {
-    check_compiled("evaluate_all");
-    check_data("evaluate_all", x, y);
-    check_batch_size("evaluate_all", batch_size);
-    return evaluate_logs(x, y, batch_size, "");
-  }
+  Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32);
 
   /// Outputs for x (N x output size) in the inference phase.
-  Matrix<Scalar> predict(ConstMatrixRef<Scalar> x, Index batch_size = 32) {
-    check_input_data("predict", x);
-    check_batch_size("predict", batch_size);
-    Matrix<Scalar> out(x.rows(), output_shape().size());
-    predict_batches(x, out, batch_size);
-    return out;
-  }
+  Matrix<Scalar> predict(ConstMatrixRef<Scalar> x, Index batch_size = 32);
   /// The same outputs written into `out`, which must already be N x output
   /// size (else ShapeError, `out` unchanged). Called again with the same
   /// batch size and `out`, it allocates nothing.
-  void predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size = 32) {
-    check_input_data("predict", x);
-    check_batch_size("predict", batch_size);
-    if (out.rows() != x.rows() || out.cols() != output_shape().size())
-      throw ShapeError(detail::message("Sequential::predict: out is ", out.rows(), " x ", out.cols(), ", expected ",
-                                       x.rows(), " x ", output_shape().size(),
-                                       " (a row per row of x, a column per output)"));
-    predict_batches(x, out, batch_size);
-  }
+  void predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size = 32);
 
   /// One training step on exactly this batch; returns its loss computed in the
   /// training phase before the update (what fit averages).
-  Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
-    check_compiled("train_on_batch");
-    check_data("train_on_batch", x, y);
-    const TrainingGuard guard(*this, "train_on_batch");
-    batch_x_ = x;
-    batch_y_ = y;
-    const Scalar loss = forward_loss();
-    backward_update();
-    return loss;
-  }
+  Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y);
   /// Loss of exactly this batch in the inference phase.
-  Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
-    check_compiled("test_on_batch");
-    check_data("test_on_batch", x, y);
-    return static_cast<Scalar>(evaluate_logs(x, y, x.rows(), "")["loss"]);
-  }
+  Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y);
 
   /// Loss of (x, y) with layer i run in `phases[i]`, without any weight update.
   /// Training-phase layers act as in fit: Dropout draws masks from its
   /// generator, a non-frozen BatchNorm updates its moving statistics. Used by
   /// explain_gap on a clone() to attribute the train/inference gap to layers.
   Scalar loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const std::vector<Phase>& phases,
-                        Index batch_size = 32) {
-    check_compiled("loss_in_phases");
-    check_not_training("loss_in_phases");
-    check_data("loss_in_phases", x, y);
-    check_batch_size("loss_in_phases", batch_size);
-    if (phases.size() != size())
-      throw ShapeError(detail::message("Sequential::loss_in_phases: phases has ", phases.size(),
-                                       " entries, expected one per layer (", size(), ")"));
-    // Training-phase layers change (statistics, generators) batch by batch:
-    // every batch size is checked against every layer before the first runs.
-    check_batch_sizes(x.rows(), batch_size, [&](std::size_t i) { return phases[i]; });
-    double sum = 0;
-    for (Index begin = 0; begin < x.rows(); begin += batch_size) {
-      const Index n = std::min(batch_size, x.rows() - begin);
-      eval_x_ = x.middleRows(begin, n);
-      eval_y_ = y.middleRows(begin, n);
-      const auto& out = forward_all(eval_x_, [&](std::size_t i) { return phases[i]; });
-      sum += static_cast<double>(loss_->value(out, eval_y_, nullptr)) * static_cast<double>(n);
-    }
-    return static_cast<Scalar>(sum / static_cast<double>(x.rows()));
-  }
+                        Index batch_size = 32);
 
   // ---- weights ------------------------------------------------------------
 
@@ -289,25 +194,12 @@ class Sequential {
   /// Sets every tensor, in get_weights() order. Throws ShapeError (a count or
   /// size that differs) or ValueError (a NaN or Inf value, a negative moving
   /// variance), changing nothing.
-  void set_weights(const std::vector<Vector<Scalar>>& weights) {
-    auto tensors = all_tensors();
-    if (weights.size() != tensors.size())
-      throw ShapeError(detail::message("Sequential::set_weights: got ", weights.size(), " tensors, expected ",
-                                       tensors.size()));
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-      if (weights[i].size() != tensors[i].size)
-        throw ShapeError(detail::message("Sequential::set_weights: tensor ", i, " (", tensors[i].name, ") has ",
-                                         weights[i].size(), " values, expected ", tensors[i].size));
-      detail::check_tensor_values(tensors[i], weights[i],
-                                  detail::message("Sequential::set_weights: tensor ", i, " (", tensors[i].name, ")"));
-    }
-    for (std::size_t i = 0; i < tensors.size(); ++i) tensors[i].values() = weights[i];
-  }
+  void set_weights(const std::vector<Vector<Scalar>>& weights);
 
   Index parameter_count() const { return count([](const Layer<Scalar>&) { return true; }); }
   Index trainable_parameter_count() const { return count([](const Layer<Scalar>& l) { return !l.frozen(); }); }
 
-  /// Prints a Keras-like table: layer, output shape, parameters, frozen; totals.
+  /// Prints a Keras-like table: layer, output shape, parameters, frozen; totals (model/summary.hpp).
   void summary(std::ostream& out = std::cout) const;
 
  private:
@@ -336,26 +228,9 @@ class Sequential {
   }
 
   std::string unique_name(const char* type) const {
-    // Keras's snake case: "BatchNormalization" -> "batch_normalization", "ReLU" -> "re_lu",
-    // "Conv2D" -> "conv2d", "MaxPooling2D" -> "max_pooling2d"; then "_1", "_2", ...
-    // A '_' goes before an upper-case letter that follows a lower-case one, or
-    // that starts a capitalized word ("Pooling") after any character.
-    const auto upper = [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; };
-    const auto lower = [](char c) { return std::islower(static_cast<unsigned char>(c)) != 0; };
-    const std::string text = type;
-    std::string base;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      const bool starts_word = i > 0 && upper(text[i]) && i + 1 < text.size() && lower(text[i + 1]);
-      if ((i > 0 && upper(text[i]) && lower(text[i - 1])) || starts_word) base += '_';
-      base += static_cast<char>(std::tolower(static_cast<unsigned char>(text[i])));
-    }
-    // One pass over the layers, then a lookup per suffix tried: adding n
-    // unnamed layers costs O(n²) string work in all, not O(n³).
     std::unordered_set<std::string> taken;
     for (const auto& l : layers_) taken.insert(l->name());
-    std::string name = base;
-    for (int suffix = 1; taken.count(name); ++suffix) name = base + "_" + std::to_string(suffix);
-    return name;
+    return detail::unique_layer_name(type, taken);
   }
 
   /// Calls (layer.*set)(value) on layers [begin, end), after checking the range.
@@ -424,31 +299,15 @@ class Sequential {
     if (batch_size <= 0)
       throw ValueError(detail::message("Sequential::", call, ": batch_size must be > 0, got ", batch_size));
   }
-  void check_matrix(const char* call, const char* name, ConstMatrixRef<Scalar> m, Index columns) const {
-    if (m.rows() == 0) throw ValueError(detail::message("Sequential::", call, ": ", name, " is empty (0 samples)"));
-    if (m.cols() != columns)
-      throw ShapeError(detail::message("Sequential::", call, ": ", name, " has ", m.cols(),
-                                       " columns, expected ", columns, " (the model's ",
-                                       name[0] == 'x' ? "input" : "output", " size)"));
-    // x·0 is 0 for every finite x and NaN for NaN or ±Inf, so the sum is NaN
-    // exactly when some value is not finite: one vectorized pass (Eigen's
-    // allFinite() is a scalar loop, and a data set is checked on every fit).
-    if (std::isfinite((m.array() * Scalar(0)).sum())) return;
-    for (Index i = 0; i < m.rows(); ++i)  // the slow search, only to name the first bad value
-      for (Index j = 0; j < m.cols(); ++j)
-        if (!std::isfinite(m(i, j)))
-          throw ValueError(detail::message("Sequential::", call, ": ", name, " contains NaN or Inf (", m(i, j),
-                                           " at row ", i, ", column ", j, ")"));
-  }
   void check_input_data(const char* call, ConstMatrixRef<Scalar> x) const {
-    check_matrix(call, "x", x, input_shape().size());
+    detail::check_data_matrix(call, "x", x, input_shape().size());
   }
   void check_data(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) const {
     check_input_data(call, x);
     if (y.rows() != x.rows())
       throw ShapeError(detail::message("Sequential::", call, ": y has ", y.rows(), " rows, expected ", x.rows(),
                                        " (one per row of x)"));
-    check_matrix(call, "y", y, output_shape().size());
+    detail::check_data_matrix(call, "y", y, output_shape().size());
   }
 
   /// Runs every layer forward, layer i in phase_of(i); returns the last output.
@@ -460,20 +319,35 @@ class Sequential {
     return *h;
   }
 
-  /// predict's loop: inference-phase outputs of x, batch by batch, into out (sized).
-  void predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size) {
+  /// The one batching loop of evaluation and prediction: runs the model on
+  /// x (and y, if not null) batch by batch, layer i in phase_of(i), and calls
+  /// each(begin, n, output, y batch) for the n rows from `begin`.
+  template <class PhaseOf, class Each>
+  void for_each_batch(ConstMatrixRef<Scalar> x, const ConstMatrixRef<Scalar>* y, Index batch_size, PhaseOf phase_of,
+                      Each each) {
     for (Index begin = 0; begin < x.rows(); begin += batch_size) {
       const Index n = std::min(batch_size, x.rows() - begin);
       eval_x_ = x.middleRows(begin, n);
-      out.middleRows(begin, n) = forward_all(eval_x_, [](std::size_t) { return Phase::inference; });
+      if (y) eval_y_ = y->middleRows(begin, n);
+      each(begin, n, forward_all(eval_x_, phase_of), eval_y_);
     }
   }
+  static Phase inference(std::size_t) { return Phase::inference; }
 
-  /// The training step on batch_x_/batch_y_, in two halves so that fit can
-  /// ask its callbacks between them whether to apply the update:
-  /// forward (training phase) and the loss with its gradient, then backward and update.
-  Scalar forward_loss();
-  void backward_update();
+  /// predict's loop: inference-phase outputs of x, batch by batch, into out (sized).
+  void predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size) {
+    for_each_batch(x, nullptr, batch_size, inference,
+                   [&](Index begin, Index n, const Matrix<Scalar>& y_pred, const Matrix<Scalar>&) {
+                     out.middleRows(begin, n) = y_pred;
+                   });
+  }
+
+  /// The training step on batch (x, y), in two halves so that fit can ask its
+  /// callbacks between them whether to apply the update: forward (training
+  /// phase) and the loss with its gradient, then backward (through the
+  /// outputs the layers kept) and the update.
+  Scalar forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y);
+  void backward_update(const Matrix<Scalar>& x);
   /// The names every epoch's logs hold, in History order.
   std::vector<std::string> log_names(bool validation) const;
   Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size, const char* prefix);
@@ -517,4 +391,6 @@ class Sequential {
 
 }  // namespace minidl
 
-#include "detail/sequential_impl.hpp"
+#include "model/structure.hpp"
+#include "model/training.hpp"
+#include "model/summary.hpp"

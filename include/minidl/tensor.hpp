@@ -72,7 +72,8 @@ Index checked_size(const What& what, std::initializer_list<Index> factors) {
 
 }  // namespace detail
 
-/// Per-sample shape, without the batch dimension: (features) or (H, W, C).
+/// Per-sample shape, without the batch dimension: (features) or (H, W, C);
+/// also a weight tensor's shape (Parameter::shape), printed with dims().
 /// Its size (the product of the dimensions) is at most max_elements.
 class Shape {
  public:

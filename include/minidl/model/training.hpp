@@ -1,32 +1,34 @@
-// minidl — Sequential's training loop, evaluation and summary (the class and
-// its contracts are in sequential.hpp).
+// minidl — Sequential's training loop: fit, the training step it shares with
+// train_on_batch, and evaluation (the class and its contracts are in
+// sequential.hpp, which includes this file at its end).
+//
+// fit, per epoch: shuffle the sample order (seeded), then for each batch
+// gather its rows, run the training-phase forward and the loss (the value
+// fit reports, before the update), let the callbacks veto the update, run
+// backward and the update; after the last batch, validate in the inference
+// phase, exactly as evaluate() would.
 #pragma once
 
-#include <cstdio>
-#include <iomanip>
+#include <algorithm>
+#include <numeric>
 
 #include "../sequential.hpp"
 
 namespace minidl {
 
 template <class Scalar>
-Scalar Sequential<Scalar>::forward_loss() {
-  // Every layer accepts the batch before the first changes anything (a
-  // Dropout's generator, a BatchNorm's moving statistics): a rejected batch
-  // leaves the model as it was.
-  check_batch(batch_x_.rows(), [](std::size_t) { return Phase::training; });
-  // Forward, training phase. Layer i's input is layer i-1's output buffer.
-  const Matrix<Scalar>* h = &batch_x_;
-  for (auto& l : layers_) h = &l->forward(*h, Phase::training);
-  const Matrix<Scalar>& y_pred = *h;
-
+Scalar Sequential<Scalar>::forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y) {
+  // Forward, training phase; forward_all first asks every layer to accept the
+  // batch, so that a rejected one changes nothing (no Dropout generator, no
+  // moving statistics).
+  const Matrix<Scalar>& y_pred = forward_all(x, [](std::size_t) { return Phase::training; });
   // The loss and its gradient, before any update: this is what fit reports.
   loss_grad_.resize(y_pred.rows(), y_pred.cols());
-  return loss_->value(y_pred, batch_y_, &loss_grad_);
+  return loss_->value(y_pred, y, &loss_grad_);
 }
 
 template <class Scalar>
-void Sequential<Scalar>::backward_update() {
+void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x) {
   // Backward down to the lowest layer that has trainable parameters: below it
   // nothing would use the gradient (a frozen base costs no backward pass).
   std::size_t lowest = layers_.size();
@@ -37,7 +39,7 @@ void Sequential<Scalar>::backward_update() {
     }
   const Matrix<Scalar>* grad = &loss_grad_;
   for (std::size_t i = layers_.size(); i-- > lowest;) {
-    const Matrix<Scalar>& input = i == 0 ? batch_x_ : layers_[i - 1]->output();
+    const Matrix<Scalar>& input = i == 0 ? x : layers_[i - 1]->output();
     grad = &layers_[i]->backward(input, *grad, /*need_input_grad=*/i > lowest);
   }
 
@@ -57,15 +59,13 @@ Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<
                                        const char* prefix) {
   double loss_sum = 0;
   std::vector<double> metric_sums(metrics_.size(), 0.0);
-  for (Index begin = 0; begin < x.rows(); begin += batch_size) {
-    const Index n = std::min(batch_size, x.rows() - begin);
-    eval_x_ = x.middleRows(begin, n);
-    eval_y_ = y.middleRows(begin, n);
-    const auto& out = forward_all(eval_x_, [](std::size_t) { return Phase::inference; });
-    loss_sum += static_cast<double>(loss_->value(out, eval_y_, nullptr)) * static_cast<double>(n);
-    for (std::size_t m = 0; m < metrics_.size(); ++m)
-      metric_sums[m] += static_cast<double>(metric_value(metrics_[m], out, eval_y_)) * static_cast<double>(n);
-  }
+  for_each_batch(x, &y, batch_size, inference,
+                 [&](Index, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
+                   const auto weight = static_cast<double>(n);
+                   loss_sum += static_cast<double>(loss_->value(out, y_batch, nullptr)) * weight;
+                   for (std::size_t m = 0; m < metrics_.size(); ++m)
+                     metric_sums[m] += static_cast<double>(metric_value(metrics_[m], out, y_batch)) * weight;
+                 });
   // Round the means to Scalar, as the reported values are Scalars.
   const auto mean = [&](double sum) { return static_cast<double>(static_cast<Scalar>(sum / x.rows())); };
   Logs logs;
@@ -110,7 +110,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   check_batch_sizes(x.rows(), options.batch_size, [](std::size_t) { return Phase::training; });
   if (options.validation_data)
     check_batch_sizes(options.validation_data->x.rows(), options.batch_size,
-                      [](std::size_t) { return Phase::inference; });
+                      inference);
   const TrainingGuard guard(*this, "fit");
 
   const Index samples = x.rows();
@@ -147,11 +147,11 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
         batch_x_.row(r) = x.row(sample);
         batch_y_.row(r) = y.row(sample);
       }
-      const Scalar batch_loss = forward_loss();
+      const Scalar batch_loss = forward_loss(batch_x_, batch_y_);
       // Callbacks may veto the update (TerminateOnNaN on a non-finite loss).
       bool update = true;
       for (auto& cb : options.callbacks) update = cb->on_batch_loss(*this, epoch, step, batch_loss) && update;
-      if (update) backward_update();
+      if (update) backward_update(batch_x_);
       // Metrics on the same pre-update training-phase outputs as the loss.
       const Matrix<Scalar>& y_pred = layers_.back()->output();
       seen += n;
@@ -181,45 +181,78 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
 }
 
 template <class Scalar>
-void Sequential<Scalar>::summary(std::ostream& out) const {
-  const auto grouped = [](Index n) {  // 101000 -> "101,000"
-    std::string digits = std::to_string(n), text;
-    for (std::size_t i = 0; i < digits.size(); ++i) {
-      if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
-      text += digits[i];
-    }
-    return text;
-  };
-  std::vector<std::string> names;
-  std::size_t name_width = 28;  // the first column fits the longest "name (Type)"
-  for (const auto& l : layers_) {
-    names.push_back(l->name() + " (" + l->type() + ")");
-    name_width = std::max(name_width, names.back().size() + 2);
-  }
-  const int first = static_cast<int>(name_width);
-  const auto rule = [&](char c) { out << std::string(name_width + 48, c) << '\n'; };
-  out << "Model: \"sequential\"\n";
-  rule('_');
-  out << std::left << ' ' << std::setw(first) << "Layer (type)" << std::setw(22) << "Output Shape" << std::setw(14)
-      << "Param #" << "Frozen\n";
-  rule('=');
-  Index total = 0, trainable = 0;
-  for (std::size_t i = 0; i < layers_.size(); ++i) {
-    const Layer<Scalar>& l = *layers_[i];
-    const Index params = l.parameter_count() + l.state_count();
-    total += params;
-    if (!l.frozen()) trainable += l.parameter_count();
-    out << ' ' << std::setw(first) << names[i] << std::setw(22) << l.output_shape().str() << std::setw(14)
-        << grouped(params) << (l.frozen() ? "yes" : "no")
-        << (l.inference_pinned() ? ", pinned to inference" : "") << '\n';
-    if (i + 1 < layers_.size()) out << '\n';
-  }
-  rule('=');
-  out << "Total params: " << grouped(total) << '\n'
-      << "Trainable params: " << grouped(trainable) << '\n'
-      << "Non-trainable params: " << grouped(total - trainable) << " (frozen weights and moving statistics)\n";
-  rule('_');
-  out << std::right;
+Scalar Sequential<Scalar>::evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size) {
+  check_compiled("evaluate");
+  check_data("evaluate", x, y);
+  check_batch_size("evaluate", batch_size);
+  return static_cast<Scalar>(evaluate_logs(x, y, batch_size, "")["loss"]);
+}
+
+template <class Scalar>
+Logs Sequential<Scalar>::evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size) {
+  check_compiled("evaluate_all");
+  check_data("evaluate_all", x, y);
+  check_batch_size("evaluate_all", batch_size);
+  return evaluate_logs(x, y, batch_size, "");
+}
+
+template <class Scalar>
+Matrix<Scalar> Sequential<Scalar>::predict(ConstMatrixRef<Scalar> x, Index batch_size) {
+  check_input_data("predict", x);
+  check_batch_size("predict", batch_size);
+  Matrix<Scalar> out(x.rows(), output_shape().size());
+  predict_batches(x, out, batch_size);
+  return out;
+}
+
+template <class Scalar>
+void Sequential<Scalar>::predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size) {
+  check_input_data("predict", x);
+  check_batch_size("predict", batch_size);
+  if (out.rows() != x.rows() || out.cols() != output_shape().size())
+    throw ShapeError(detail::message("Sequential::predict: out is ", out.rows(), " x ", out.cols(), ", expected ",
+                                     x.rows(), " x ", output_shape().size(),
+                                     " (a row per row of x, a column per output)"));
+  predict_batches(x, out, batch_size);
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+  check_compiled("train_on_batch");
+  check_data("train_on_batch", x, y);
+  const TrainingGuard guard(*this, "train_on_batch");
+  batch_x_ = x;  // the layers take a Matrix; a Ref may point to a block of one
+  batch_y_ = y;
+  const Scalar loss = forward_loss(batch_x_, batch_y_);
+  backward_update(batch_x_);
+  return loss;
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+  check_compiled("test_on_batch");
+  check_data("test_on_batch", x, y);
+  return static_cast<Scalar>(evaluate_logs(x, y, x.rows(), "")["loss"]);
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const std::vector<Phase>& phases, Index batch_size) {
+  check_compiled("loss_in_phases");
+  check_not_training("loss_in_phases");
+  check_data("loss_in_phases", x, y);
+  check_batch_size("loss_in_phases", batch_size);
+  if (phases.size() != size())
+    throw ShapeError(detail::message("Sequential::loss_in_phases: phases has ", phases.size(),
+                                     " entries, expected one per layer (", size(), ")"));
+  // Training-phase layers change (statistics, generators) batch by batch:
+  // every batch size is checked against every layer before the first runs.
+  check_batch_sizes(x.rows(), batch_size, [&](std::size_t i) { return phases[i]; });
+  double sum = 0;
+  for_each_batch(x, &y, batch_size, [&](std::size_t i) { return phases[i]; },
+                 [&](Index, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
+                   sum += static_cast<double>(loss_->value(out, y_batch, nullptr)) * static_cast<double>(n);
+                 });
+  return static_cast<Scalar>(sum / static_cast<double>(x.rows()));
 }
 
 }  // namespace minidl
