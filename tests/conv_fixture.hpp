@@ -89,25 +89,10 @@ inline std::vector<ConvCase> read_conv_fixture(const std::string& layer) {
   return cases;
 }
 
-/// Largest |actual − expected| / max(1, |expected|) over all entries (compared
-/// as flat arrays of the same size); +inf on a size mismatch or a NaN.
-template <class A, class B>
-double max_error(const A& actual, const B& expected) {
-  if (actual.size() != expected.size()) return std::numeric_limits<double>::infinity();
-  double worst = 0;
-  for (Index i = 0; i < actual.size(); ++i) {
-    const double e = static_cast<double>(expected(i / expected.cols(), i % expected.cols()));
-    const double a = static_cast<double>(actual(i / actual.cols(), i % actual.cols()));
-    const double err = std::abs(a - e) / std::max(1.0, std::abs(e));
-    if (!(err <= worst)) worst = err;  // NaN propagates as a failure
-  }
-  return worst;
-}
-
 /// Rounding budget of sums of a few dozen O(1) products.
 template <class Scalar>
-double tolerance() {
-  return sizeof(Scalar) == sizeof(float) ? 2e-5 : 1e-12;
+double conv_tolerance() {
+  return tolerance<Scalar>(2e-5, 1e-12);
 }
 
 }  // namespace minidl::test

@@ -5,8 +5,11 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>  // mkdtemp (POSIX)
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <minidl/fit_options.hpp>
 #include <minidl/random.hpp>
 #include <minidl/tensor.hpp>
@@ -69,15 +72,44 @@ struct TempDir {
   std::string file(const std::string& name) const { return path + "/" + name; }
 };
 
-/// fit's options for a test: no output, `epochs` epochs of `batch_size`, shuffled from `seed`.
+/// fit's options for a test: no output, `epochs` epochs of `batch_size`, shuffled (FitOptions's default seed).
 template <class Scalar>
-FitOptions<Scalar> silent_fit(int epochs, Index batch_size, std::uint64_t seed) {
+FitOptions<Scalar> quiet(int epochs = 1, Index batch_size = 32) {
   FitOptions<Scalar> options;
   options.epochs = epochs;
   options.batch_size = batch_size;
   options.verbose = 0;
+  return options;
+}
+/// The same, shuffled from `seed`.
+template <class Scalar>
+FitOptions<Scalar> silent_fit(int epochs, Index batch_size, std::uint64_t seed) {
+  FitOptions<Scalar> options = quiet<Scalar>(epochs, batch_size);
   options.seed = seed;
   return options;
+}
+
+/// Largest |actual − expected| / max(1, |expected|) over all entries, compared
+/// as flat arrays in row-major order; +inf on a size mismatch or a NaN.
+template <class A, class B>
+double max_error(const A& actual, const B& expected) {
+  if (actual.size() != expected.size()) return std::numeric_limits<double>::infinity();
+  double worst = 0;
+  for (Index i = 0; i < actual.size(); ++i) {
+    const double e = static_cast<double>(expected(i / expected.cols(), i % expected.cols()));
+    const double a = static_cast<double>(actual(i / actual.cols(), i % actual.cols()));
+    const double err = std::abs(a - e) / std::max(1.0, std::abs(e));
+    if (!(err <= worst)) worst = err;  // NaN propagates as a failure
+  }
+  return worst;
+}
+
+/// A comparison's relative tolerance in the scalar type under test: the
+/// rounding budget of a handful of operations on O(1) values by default;
+/// a test whose computation is longer or less exact passes its own budgets.
+template <class Scalar>
+double tolerance(double in_float = 1e-5, double in_double = 1e-12) {
+  return sizeof(Scalar) == sizeof(float) ? in_float : in_double;
 }
 
 /// True if both lists hold the same tensors, bit for bit.

@@ -10,6 +10,8 @@
 #include <minidl/gradient_check.hpp>
 #include <minidl/layers/activation_layer.hpp>
 
+#include "support.hpp"
+
 using minidl::Activation;
 using minidl::Index;
 using minidl::Matrix;
@@ -47,7 +49,7 @@ void check_both_phases(minidl::Layer<Scalar>& layer, const Matrix<Scalar>& x, co
 // exp/tanh/logistic approximations are allowed tens of ulp.
 template <class Scalar>
 double tolerance() {
-  return std::is_same<Scalar, float>::value ? 1e-5 : 1e-14;
+  return minidl::test::tolerance<Scalar>(1e-5, 1e-14);
 }
 
 }  // namespace

@@ -30,27 +30,8 @@ using minidl::Phase;
 using minidl::Shape;
 
 using minidl::test::matrix;
-
-/// Largest |actual − expected| / max(1, |expected|); +inf on a size mismatch.
-template <class A, class B>
-double max_error(const A& actual, const B& expected) {
-  if (actual.rows() != expected.rows() || actual.cols() != expected.cols())
-    return std::numeric_limits<double>::infinity();
-  double worst = 0;
-  for (Index r = 0; r < actual.rows(); ++r)
-    for (Index c = 0; c < actual.cols(); ++c) {
-      const double e = static_cast<double>(expected(r, c));
-      const double err = std::abs(static_cast<double>(actual(r, c)) - e) / std::max(1.0, std::abs(e));
-      if (!(err <= worst)) worst = err;  // NaN propagates as a failure
-    }
-  return worst;
-}
-
-/// Rounding budget of a handful of operations on O(1) values.
-template <class Scalar>
-double tolerance() {
-  return sizeof(Scalar) == sizeof(float) ? 1e-5 : 1e-12;
-}
+using minidl::test::max_error;
+using minidl::test::tolerance;
 
 /// Writes `values` into the parameter or state tensor called `name`.
 template <class Scalar>

@@ -15,11 +15,9 @@ using test::bitwise_equal;
 
 namespace {
 
-FitOptions<float> quiet(int epochs, Index batch_size) {
-  FitOptions<float> options;
-  options.epochs = epochs;
-  options.batch_size = batch_size;
-  options.verbose = 0;
+// Unshuffled: the batches are the rows in order.
+FitOptions<float> in_order(int epochs, Index batch_size) {
+  FitOptions<float> options = test::quiet<float>(epochs, batch_size);
   options.shuffle = false;
   return options;
 }
@@ -68,7 +66,7 @@ TEST_CASE("during fit, a callback cannot change the model's structure or train i
       CHECK(m.training());
       act(m);
     };
-    FitOptions<float> options = quiet(2, 16);
+    FitOptions<float> options = in_order(2, 16);
     options.callbacks = {spy};
     try {
       model.fit(x, y, options);
@@ -81,7 +79,7 @@ TEST_CASE("during fit, a callback cannot change the model's structure or train i
         "Sequential::add: the model is training (fit or train_on_batch is running, e.g. this is a callback); add is "
         "refused until it returns");
   CHECK(model.size() == 2);
-  CHECK(run_with([&](Sequential<float>& m) { m.fit(x, y, quiet(1, 8)); }) ==
+  CHECK(run_with([&](Sequential<float>& m) { m.fit(x, y, in_order(1, 8)); }) ==
         "Sequential::fit: the model is training (fit or train_on_batch is running, e.g. this is a callback); fit is "
         "refused until it returns");
   CHECK(run_with([&](Sequential<float>& m) { m.train_on_batch(x, y); }).find("train_on_batch is refused") !=
@@ -103,7 +101,7 @@ TEST_CASE("during fit, a callback cannot change the model's structure or train i
   CHECK_FALSE(model.training());
   model.add(Dense<float>(1, 1));
   model.compile(MeanSquaredError{}, SGD<float>{});
-  CHECK(std::isfinite(model.fit(x, y, quiet(1, 16)).loss().back()));
+  CHECK(std::isfinite(model.fit(x, y, in_order(1, 16)).loss().back()));
 }
 
 TEST_CASE("a layer can be used only once in a model") {
@@ -142,10 +140,10 @@ TEST_CASE("validate, then commit: a batch some layer rejects changes no layer") 
   SUBCASE("fit on 33 samples at batch size 32 fails before its first step") {
     auto model = stateful(7);
     auto copy = model.clone();
-    CHECK_THROWS_AS(model.fit(x, y, quiet(3, 32)), ValueError);
+    CHECK_THROWS_AS(model.fit(x, y, in_order(3, 32)), ValueError);
     CHECK(model.optimizer().iterations() == 0);
     CHECK(same_state(model, copy));
-    CHECK(model.fit(x, y, quiet(2, 11)).epochs() == 2);  // 33 = 3 x 11
+    CHECK(model.fit(x, y, in_order(2, 11)).epochs() == 2);  // 33 = 3 x 11
   }
   SUBCASE("loss_in_phases checks its last batch before its first") {
     auto model = stateful(7);
@@ -166,7 +164,7 @@ TEST_CASE("extreme arguments: huge batch sizes, many layers, bad indices, tiny e
   SUBCASE("a batch size of 2^63 - 1 is one batch of all samples") {
     auto model = regression(3);
     const Index huge = std::numeric_limits<Index>::max();
-    const History h = model.fit(x, y, quiet(2, huge));
+    const History h = model.fit(x, y, in_order(2, huge));
     CHECK(model.optimizer().iterations() == 2);
     CHECK(h.loss().size() == 2);
     CHECK(model.evaluate(x, y, huge) == doctest::Approx(model.evaluate(x, y, 20)));
@@ -217,7 +215,7 @@ TEST_CASE("ModelCheckpoint: a path it cannot save to fails when fit starts, not 
   const auto x = test::uniform<float>(20, 3, 5), y = test::uniform<float>(20, 1, 6);
   auto model = regression(3);
   const auto before = model.get_weights();
-  FitOptions<float> options = quiet(1, 10);
+  FitOptions<float> options = in_order(1, 10);
   options.callbacks = {std::make_shared<ModelCheckpoint<float>>(file + "/ckpt-{epoch}.safetensors")};
   CHECK_THROWS_WITH_AS(model.fit(x, y, options),
                        ("ModelCheckpoint: cannot save to '" + file + "/ckpt-{epoch}.safetensors': '" + file +

@@ -22,6 +22,7 @@ using namespace minidl;
 namespace {
 
 using test::bitwise_equal;
+using test::quiet;
 
 // Dense(3, 8, tanh) -> Dense(8, 1): small, no randomness in the forward pass.
 template <class Scalar>
@@ -33,14 +34,6 @@ Sequential<Scalar> regression_model(Scalar learning_rate = Scalar(0.05)) {
   return model;
 }
 
-template <class Scalar>
-FitOptions<Scalar> quiet(int epochs, Index batch_size = 16) {
-  FitOptions<Scalar> options;
-  options.epochs = epochs;
-  options.batch_size = batch_size;
-  options.verbose = 0;
-  return options;
-}
 
 Logs logs_with(const std::string& name, double value) {
   Logs logs;
@@ -109,7 +102,7 @@ TEST_CASE("stop_training set in a batch ends that epoch after its bookkeeping, t
     ++train_ends;
     CHECK(logs.contains("val_loss"));  // the last epoch's logs
   };
-  FitOptions<double> options = quiet<double>(5);
+  FitOptions<double> options = quiet<double>(5, 16);
   options.validation_data = ValidationData<double>{x, y};
   options.callbacks = {stopper};
   model.stop_training = true;  // fit resets it, as Keras
@@ -133,7 +126,7 @@ TEST_CASE("stop_training set at an epoch's end: no further epoch starts") {
   auto model = regression_model<float>();
   auto stopper = std::make_shared<LambdaCallback<float>>();
   stopper->epoch_end = [](Sequential<float>& m, int e, const Logs&) { m.stop_training = e == 2; };
-  FitOptions<float> options = quiet<float>(10);
+  FitOptions<float> options = quiet<float>(10, 16);
   options.callbacks = {stopper};
   CHECK(model.fit(x, y, options).epochs() == 3);
   CHECK(model.optimizer().iterations() == 3 * 2);
@@ -227,7 +220,7 @@ TEST_CASE("EarlyStopping: bad options and unreported monitors are errors before 
   const auto y = test::uniform<float>(32, 1, 6);
   auto model = regression_model<float>();
   const auto weights = model.get_weights();
-  FitOptions<float> fit = quiet<float>(3);
+  FitOptions<float> fit = quiet<float>(3, 16);
   fit.callbacks = {std::make_shared<EarlyStopping<float>>()};  // monitors val_loss: no validation data
   CHECK_THROWS_WITH_AS(model.fit(x, y, fit),
                        "EarlyStopping: monitor 'val_loss' is not among the values fit reports (loss, mae); val_ "
@@ -263,7 +256,7 @@ PerturbedRun perturbed_run(const EarlyStoppingOptions& options, int epochs) {
     m.set_weights(w);
   };
   spy->epoch_end = [&](Sequential<double>& m, int, const Logs&) { run.weights_at_epoch_end.push_back(m.get_weights()); };
-  FitOptions<double> fit = quiet<double>(epochs);
+  FitOptions<double> fit = quiet<double>(epochs, 16);
   fit.validation_data = ValidationData<double>{x, y};
   fit.callbacks = {spy, std::make_shared<EarlyStopping<double>>(options)};
   run.history = model.fit(x, y, fit);
@@ -391,7 +384,7 @@ TEST_CASE("ReduceLROnPlateau in fit: an unreported monitor is an error, a report
   auto model = regression_model<float>();
   ReduceLROnPlateauOptions options;
   options.monitor = "val_mae";
-  FitOptions<float> fit = quiet<float>(4);
+  FitOptions<float> fit = quiet<float>(4, 16);
   fit.callbacks = {std::make_shared<ReduceLROnPlateau<float>>(options)};
   CHECK_THROWS_AS(model.fit(x, y, fit), ValueError);
 
@@ -422,7 +415,7 @@ TEST_CASE("CSVLogger: a header in History order, a row per epoch that reads back
   const auto y = test::uniform<double>(40, 1, 11);
   auto model = regression_model<double>();
   TempFile file("minidl_csv_logger");
-  FitOptions<double> fit = quiet<double>(3);
+  FitOptions<double> fit = quiet<double>(3, 16);
   fit.validation_data = ValidationData<double>{x, y};
   fit.callbacks = {std::make_shared<CSVLogger<double>>(file.path)};
   const History history = model.fit(x, y, fit);
@@ -465,7 +458,7 @@ TEST_CASE("CSVLogger: rows are flushed at each epoch end, so they survive a fail
   crash->epoch_end = [](Sequential<float>&, int epoch, const Logs&) {
     if (epoch == 1) throw std::runtime_error("crash");
   };
-  FitOptions<float> fit = quiet<float>(5);
+  FitOptions<float> fit = quiet<float>(5, 16);
   fit.callbacks = {logger, crash};
   CHECK_THROWS_AS(model.fit(x, y, fit), std::runtime_error);
   const auto lines = file.lines();  // read while the logger still holds the file open

@@ -201,7 +201,7 @@ TEST_CASE("a frozen Conv2D computes no parameter gradients, still passes the inp
 TEST_CASE_TEMPLATE("Conv2D matches PyTorch's conv2d (TensorFlow 'same' padding via F.pad)", Scalar, float, double) {
   const auto cases = minidl::test::read_conv_fixture("Conv2D");
   REQUIRE(cases.size() == 7);
-  const double tol = minidl::test::tolerance<Scalar>();
+  const double tol = minidl::test::conv_tolerance<Scalar>();
   for (const auto& c : cases) {
     CAPTURE(c.name);
     const bool use_bias = c.option("use_bias") == "true";

@@ -11,9 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "support.hpp"
+
 using minidl::Index;
 using minidl::Optimizer;
 using minidl::Vector;
+using minidl::test::tolerance;
 
 namespace {
 
@@ -98,11 +101,6 @@ ElementRule pytorch_sgd(double momentum) {
     b = t == 1 ? g : momentum * b + g;
     theta = theta - lr * b;
   };
-}
-
-template <class Scalar>
-double tolerance() {
-  return sizeof(Scalar) == sizeof(float) ? 1e-5 : 1e-12;
 }
 
 // The parameters the reference rule reaches after each step, for the

@@ -18,11 +18,6 @@ using test::bitwise_equal;
 
 namespace {
 
-template <class Scalar>
-FitOptions<Scalar> quiet(int epochs, Index batch_size) {
-  return test::silent_fit<Scalar>(epochs, batch_size, /*seed=*/3);
-}
-
 /// A base with every kind of phase difference: Dense -> BatchNorm (Keras) ->
 /// ReLU -> Dropout(0.3) -> Dense -> BatchNorm -> ReLU, then a head Dense ->
 /// Dropout(0.2) -> Dense. Layers [0, 7) are the base.
@@ -48,7 +43,7 @@ constexpr std::size_t base_layers = 7;
 template <class Scalar>
 void pretrain(Sequential<Scalar>& model, const Matrix<Scalar>& x, const Matrix<Scalar>& y) {
   model.compile(MeanSquaredError{}, Adam<Scalar>{Scalar(1e-2)});
-  model.fit(x, y, quiet<Scalar>(3, 16));
+  model.fit(x, y, test::silent_fit<Scalar>(3, 16, 3));
 }
 
 }  // namespace
@@ -120,13 +115,13 @@ TEST_CASE_TEMPLATE("fit with a frozen base pinned to inference equals the split 
   pinned.freeze(0, base_layers);
   pinned.pin_inference(0, base_layers);
   pinned.compile(MeanSquaredError{}, Adam<Scalar>{Scalar(3e-3)});
-  const History pinned_history = pinned.fit(x, y, quiet<Scalar>(4, 16));
+  const History pinned_history = pinned.fit(x, y, test::silent_fit<Scalar>(4, 16, 3));
 
   // Fix 2: base features once, then the top alone.
   auto [base, top] = pretrained.clone().split(base_layers);
   const Matrix<Scalar> features = base.predict(x, 16);
   top.compile(MeanSquaredError{}, Adam<Scalar>{Scalar(3e-3)});
-  const History top_history = top.fit(features, y, quiet<Scalar>(4, 16));
+  const History top_history = top.fit(features, y, test::silent_fit<Scalar>(4, 16, 3));
 
   CHECK(pinned_history.loss() == top_history.loss());
   CHECK(bitwise_equal(pinned.get_weights(), [&] {
@@ -141,7 +136,7 @@ TEST_CASE_TEMPLATE("fit with a frozen base pinned to inference equals the split 
   Sequential<Scalar> unpinned = pretrained.clone();
   unpinned.freeze(0, base_layers);
   unpinned.compile(MeanSquaredError{}, Adam<Scalar>{Scalar(3e-3)});
-  CHECK(unpinned.fit(x, y, quiet<Scalar>(4, 16)).loss() != top_history.loss());
+  CHECK(unpinned.fit(x, y, test::silent_fit<Scalar>(4, 16, 3)).loss() != top_history.loss());
 }
 
 TEST_CASE("pinning is saved with the model, shown by summary, and explained by explain_gap") {

@@ -152,7 +152,7 @@ TEST_CASE("pooling backward matches finite differences: pool sizes, strides, pad
 }
 
 TEST_CASE_TEMPLATE("pooling matches PyTorch (max_pool2d, Keras' average, adaptive_avg_pool2d)", Scalar, float, double) {
-  const double tol = minidl::test::tolerance<Scalar>();
+  const double tol = minidl::test::conv_tolerance<Scalar>();
   auto check = [&](minidl::Layer<Scalar>& layer, const minidl::test::ConvCase& c) {
     const Matrix<Scalar> x = c.at("x").template cast<Scalar>();
     CHECK(minidl::test::max_error(layer.forward(x, Phase::inference), c.at("y")) <= tol);

@@ -11,6 +11,7 @@ using namespace minidl;
 namespace {
 
 using test::bitwise_equal;
+using test::quiet;
 template <class Scalar>
 Matrix<Scalar> random_matrix(Index rows, Index cols, std::uint64_t seed) {
   return test::uniform<Scalar>(rows, cols, seed);
@@ -28,14 +29,6 @@ Sequential<Scalar> small_model(std::uint64_t seed = 1) {
   return model;
 }
 
-template <class Scalar>
-FitOptions<Scalar> quiet(int epochs = 1, Index batch_size = 32) {
-  FitOptions<Scalar> options;
-  options.epochs = epochs;
-  options.batch_size = batch_size;
-  options.verbose = 0;
-  return options;
-}
 
 
 }  // namespace

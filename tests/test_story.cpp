@@ -6,6 +6,8 @@
 #include <minidl/fashion_mnist.hpp>
 #include <minidl/minidl.hpp>
 
+#include "support.hpp"
+
 using namespace minidl;
 
 namespace {
@@ -14,13 +16,6 @@ bool have_fashion_mnist() {
   return std::filesystem::exists(default_fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
 }
 
-FitOptions<float> quiet(int epochs, Index batch_size = 32) {
-  FitOptions<float> options;
-  options.verbose = 0;
-  options.epochs = epochs;
-  options.batch_size = batch_size;
-  return options;
-}
 
 // Rows of `images` whose label is in [first, last], scaled by `brightness`.
 Matrix<float> select(const Matrix<float>& images, const std::vector<int>& labels, int first, int last, Index count,
@@ -57,7 +52,7 @@ Story make_story() {
   pretrained.add(ReLU<float>());
   pretrained.add(Dense<float>(32, 5, Activation::softmax));
   pretrained.compile(CategoricalCrossentropy{}, Adam<float>{1e-3f}, {Metric::accuracy});
-  const History h = pretrained.fit(clothes, labels, quiet(2, 64));
+  const History h = pretrained.fit(clothes, labels, test::quiet<float>(2, 64));
   CHECK(h["accuracy"].back() > 0.6);  // the base learned something
 
   Story story{pretrained.split(6).first, select(data.train_x, data.train_y, 5, 9, 512, 0.5f), Matrix<float>()};
@@ -87,7 +82,7 @@ TEST_CASE("cause 1, update order: fit reports the pre-update loss, validation eq
   model.add(Dense<float>(1000, 1));
   model.compile(MeanSquaredError{}, Adam<float>{});
   auto before = model.clone();
-  FitOptions<float> options = quiet(1);
+  FitOptions<float> options = test::quiet<float>(1);
   options.validation_data = ValidationData<float>{x, y};
   const History h = model.fit(x, y, options);
   CHECK(static_cast<float>(h.loss()[0]) == before.evaluate(x, y));  // one batch: the loss before the update
@@ -123,7 +118,7 @@ TEST_CASE("cause 3, frozen BatchNorm on real data: the legacy policy opens the g
   const Story story = make_story();
   const auto fine_tune = [&](Sequential<float>& model, const Matrix<float>& x) {
     model.compile(MeanSquaredError{}, Adam<float>{3e-3f});
-    const double fit_loss = model.fit(x, story.y, quiet(15)).loss().back();
+    const double fit_loss = model.fit(x, story.y, test::quiet<float>(15)).loss().back();
     return std::make_pair(fit_loss, static_cast<double>(model.evaluate(x, story.y)));
   };
 

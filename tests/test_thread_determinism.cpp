@@ -60,11 +60,6 @@ Matrix<Scalar> product(const Matrix<Scalar>& a, const Matrix<Scalar>& b, bool tr
   return c;
 }
 
-template <class Scalar>
-FitOptions<Scalar> quiet(int epochs, Index batch_size) {
-  return test::silent_fit<Scalar>(epochs, batch_size, /*seed=*/5);
-}
-
 /// Workload B's model: 784 -> Dense 512 -> BN -> ReLU -> Dropout(0.2) ->
 /// Dense 512 -> BN -> ReLU -> Dropout(0.2) -> Dense 10 softmax. Its products
 /// are all large enough to run on both threads; those of the last layer have
@@ -119,7 +114,7 @@ template <class Scalar, class Make>
 auto train(Make make, const Matrix<Scalar>& x, const Matrix<Scalar>& y, int threads, Index batch_size) {
   const Threads scope(threads);
   Sequential<Scalar> model = make(7);
-  const History history = model.fit(x, y, quiet<Scalar>(2, batch_size));
+  const History history = model.fit(x, y, test::silent_fit<Scalar>(2, batch_size, 5));
   struct Result {
     std::vector<Vector<Scalar>> weights;
     Matrix<Scalar> predictions;
