@@ -1,4 +1,4 @@
-// write_file_atomically (include/minidl/io/atomic_file.hpp): writes and
+// write_file_atomically (include/minidl/safetensors/atomic_file.hpp): writes and
 // overwrites; a failure between the write and the rename, a write that fails
 // (a file size limit standing in for a full disk), or a target folder that
 // cannot be written leaves the old file byte for byte and no temporary file.
@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <minidl/io/atomic_file.hpp>
+#include <minidl/safetensors/atomic_file.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>

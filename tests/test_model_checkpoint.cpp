@@ -4,7 +4,7 @@
 
 #include <filesystem>
 #include <memory>
-#include <minidl/callbacks/model_checkpoint.hpp>
+#include <minidl/io/model_checkpoint.hpp>
 #include <minidl/minidl.hpp>
 #include <sstream>
 #include <string>

@@ -1,4 +1,4 @@
-// safetensors reader and writer (include/minidl/io/safetensors.hpp): round
+// safetensors reader and writer (include/minidl/safetensors/safetensors.hpp): round
 // trips, the exact bytes of a tiny file against a hand-written byte string, a
 // table of malformed files, each with the message it must produce, every
 // dtype decoded against hand-computed bit patterns, and the errors of
@@ -12,7 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
-#include <minidl/io/safetensors.hpp>
+#include <minidl/safetensors/safetensors.hpp>
 #include <string>
 #include <vector>
 

@@ -6,7 +6,7 @@
 //   ReduceLROnPlateau                      callbacks/reduce_lr_on_plateau.hpp
 //   CSVLogger                              callbacks/csv_logger.hpp
 //   TerminateOnNaN                         callbacks/terminate_on_nan.hpp
-//   ModelCheckpoint                        callbacks/model_checkpoint.hpp, included by <minidl/io.hpp>
+//   ModelCheckpoint                        io/model_checkpoint.hpp (next to persistence), in <minidl/io.hpp>
 //                                          (saving needs nlohmann/json, which this header leaves out)
 // A callback stops training with model.stop_training = true (Keras's flag).
 #pragma once

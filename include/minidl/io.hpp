@@ -2,16 +2,17 @@
 //   save_weights / load_weights   io/weights.hpp
 //   save_model / load_model       io/model.hpp (the architecture in the metadata)
 //   load_pytorch_state_dict       io/pytorch.hpp
-//   ModelCheckpoint               callbacks/model_checkpoint.hpp
-//   read/write_safetensors        io/safetensors.hpp (the format itself)
-// Every save is atomic (io/atomic_file.hpp); every load validates the whole
+//   ModelCheckpoint               io/model_checkpoint.hpp
+//   read/write_safetensors        safetensors/safetensors.hpp (the format itself: dtypes,
+//                                 reader, writer, atomic files; it knows no model)
+// Every save is atomic (safetensors/atomic_file.hpp); every load validates the whole
 // file before it changes the model. Needs nlohmann/json (Debian
 // nlohmann-json3-dev), which <minidl/minidl.hpp> does not.
 #pragma once
 
-#include "callbacks/model_checkpoint.hpp"
 #include "io/model.hpp"
+#include "io/model_checkpoint.hpp"
 #include "io/pytorch.hpp"
-#include "io/safetensors.hpp"
 #include "io/weights.hpp"
 #include "minidl.hpp"
+#include "safetensors/safetensors.hpp"

@@ -25,12 +25,12 @@
 #include <utility>
 #include <vector>
 
-#include "detail/loss_function.hpp"
 #include "fit_options.hpp"
 #include "history.hpp"
 #include "layer.hpp"
 #include "metrics.hpp"
 #include "model/data_checks.hpp"
+#include "model/loss_function.hpp"
 #include "model/naming.hpp"
 #include "optimizers/optimizer.hpp"
 #include "progress.hpp"

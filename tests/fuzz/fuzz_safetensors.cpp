@@ -1,4 +1,4 @@
-// libFuzzer target: minidl's safetensors reader (include/minidl/io/safetensors.hpp)
+// libFuzzer target: minidl's safetensors reader (include/minidl/safetensors/safetensors.hpp)
 // on arbitrary bytes. Any outcome but a valid file or a minidl::FormatError is
 // a failure: another exception, a crash, a sanitizer report, a leak, a hang or
 // a huge allocation. A file that parses must survive a round trip: every
@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <minidl/io/safetensors.hpp>
+#include <minidl/safetensors/safetensors.hpp>
 #include <string>
 #include <vector>
 

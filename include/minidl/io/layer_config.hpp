@@ -31,7 +31,7 @@
 
 #include "../layers/registry.hpp"
 #include "../sequential.hpp"
-#include "safetensors.hpp"
+#include "../safetensors/safetensors.hpp"
 
 namespace minidl::detail {
 

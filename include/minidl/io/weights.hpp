@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "../sequential.hpp"
-#include "safetensors.hpp"
+#include "../safetensors/safetensors.hpp"
 
 namespace minidl {
 

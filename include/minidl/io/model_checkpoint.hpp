@@ -39,9 +39,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "../io/model.hpp"
-#include "callback.hpp"
-#include "monitor.hpp"
+#include "../callbacks/callback.hpp"
+#include "../callbacks/monitor.hpp"
+#include "model.hpp"
 
 namespace minidl {
 

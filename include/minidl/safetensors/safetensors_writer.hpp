@@ -79,7 +79,7 @@ inline std::string encode_safetensors(const std::vector<TensorToWrite>& tensors,
   return out;
 }
 
-/// encode_safetensors, then write_file_atomically (include/minidl/io/atomic_file.hpp).
+/// encode_safetensors, then write_file_atomically (include/minidl/safetensors/atomic_file.hpp).
 inline void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                               const std::map<std::string, std::string>& metadata) {
   write_file_atomically(path, encode_safetensors(tensors, metadata));
