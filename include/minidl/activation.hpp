@@ -41,11 +41,9 @@ inline const char* to_string(Activation activation) {
 
 /// The inverse of to_string(Activation); throws ValueError for an unknown name.
 inline Activation activation_from_string(const std::string& name) {
-  for (Activation a : {Activation::linear, Activation::relu, Activation::sigmoid, Activation::tanh,
-                       Activation::softmax})
-    if (name == to_string(a)) return a;
-  throw ValueError(detail::message("unknown activation '", name,
-                                   "', expected one of linear, relu, sigmoid, tanh, softmax"));
+  const auto all = {Activation::linear, Activation::relu, Activation::sigmoid, Activation::tanh, Activation::softmax};
+  if (const auto a = detail::enum_named(name, all)) return *a;
+  throw ValueError(detail::message("unknown activation '", name, "', expected one of ", detail::choice_names(all)));
 }
 
 /// One policy per activation; `axis` only matters for softmax.

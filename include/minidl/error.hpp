@@ -7,6 +7,8 @@
 // exactly as it was before the call.
 #pragma once
 
+#include <initializer_list>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -52,6 +54,24 @@ std::string message(Parts&&... parts) {
   std::ostringstream out;
   (out << ... << std::forward<Parts>(parts));
   return out.str();
+}
+
+/// The one of `values` whose name (`to_string`) is `name`, if any; with
+/// choice_names, how an enum is read back from its name and how the error
+/// lists the choices.
+template <class Enum>
+std::optional<Enum> enum_named(const std::string& name, std::initializer_list<Enum> values) {
+  for (Enum value : values)
+    if (name == to_string(value)) return value;
+  return std::nullopt;
+}
+
+/// "a, b, c": the names of `values`, for a message.
+template <class Enum>
+std::string choice_names(std::initializer_list<Enum> values) {
+  std::string list;
+  for (Enum value : values) list += (list.empty() ? "" : ", ") + std::string(to_string(value));
+  return list;
 }
 
 }  // namespace detail

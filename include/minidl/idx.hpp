@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "detail/idx_readers.hpp"
+#include "idx/byte_readers.hpp"
 #include "error.hpp"
 #include "tensor.hpp"
 

@@ -40,11 +40,9 @@ inline const char* to_string(Initializer initializer) {
 
 /// The inverse of to_string(Initializer); throws ValueError for an unknown name.
 inline Initializer initializer_from_string(const std::string& name) {
-  for (Initializer i : {Initializer::glorot_uniform, Initializer::he_uniform, Initializer::he_normal,
-                        Initializer::zeros})
-    if (name == to_string(i)) return i;
-  throw ValueError(detail::message("unknown initializer '", name,
-                                   "', expected one of glorot_uniform, he_uniform, he_normal, zeros"));
+  const auto all = {Initializer::glorot_uniform, Initializer::he_uniform, Initializer::he_normal, Initializer::zeros};
+  if (const auto i = detail::enum_named(name, all)) return *i;
+  throw ValueError(detail::message("unknown initializer '", name, "', expected one of ", detail::choice_names(all)));
 }
 
 /// Fills `weights` (any size) with `initializer` for a layer with `fan_in`

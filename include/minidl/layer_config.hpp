@@ -108,16 +108,12 @@ class LayerConfig {
     if (const std::int64_t* i = std::get_if<std::int64_t>(&v); i && *i >= 0) return static_cast<std::uint64_t>(*i);
     fail(key, "must be null or an integer >= 0, got " + text(v));
   }
-  /// The one of `values` whose name (given by `name`) the string field holds.
+  /// The one of `values` whose name (to_string) the string field holds.
   template <class Enum>
-  Enum choice(const std::string& key, std::initializer_list<Enum> values, const char* (*name)(Enum)) const {
+  Enum choice(const std::string& key, std::initializer_list<Enum> values) const {
     const std::string s = string(key);
-    std::string list;
-    for (Enum value : values) {
-      if (s == name(value)) return value;
-      list += (list.empty() ? "" : ", ") + std::string(name(value));
-    }
-    fail(key, "must be one of " + list + ", got " + text(Value(s)));
+    if (const auto value = detail::enum_named(s, values)) return *value;
+    fail(key, "must be one of " + detail::choice_names(values) + ", got " + text(Value(s)));
   }
 
   /// A value as messages quote it: JSON-like text, at most ~100 bytes.

@@ -143,34 +143,6 @@ class ConfigReader {
   bool boolean_or(const char* field, bool absent) const {
     return object_.find(field) == object_.end() ? absent : boolean(field);
   }
-  double number(const char* field) const {
-    const Json& v = at(field);
-    if (!v.is_number()) fail(field, "must be a number, got " + excerpt(v));
-    return v.get<double>();
-  }
-  Index positive(const char* field) const { return positive(field, at(field)); }
-  std::array<Index, 2> size2(const char* field) const {
-    const Json& v = at(field);
-    if (!v.is_array() || v.size() != 2) fail(field, "must be [height, width], got " + excerpt(v));
-    return {positive(field, v[0]), positive(field, v[1])};
-  }
-  std::optional<std::uint64_t> seed(const char* field) const {
-    const Json& v = at(field);
-    if (v.is_null()) return std::nullopt;
-    if (!v.is_number_unsigned()) fail(field, "must be null or an integer >= 0, got " + excerpt(v));
-    return v.get<std::uint64_t>();
-  }
-  /// The one of `values` whose name the field holds.
-  template <class Enum>
-  Enum choice(const char* field, std::initializer_list<Enum> values, const char* (*name)(Enum)) const {
-    const std::string s = string(field);
-    std::string list;
-    for (Enum value : values) {
-      if (s == name(value)) return value;
-      list += (list.empty() ? "" : ", ") + std::string(name(value));
-    }
-    fail(field, "must be one of " + list + ", got '" + st_short(s) + "'");
-  }
   /// A JSON value as a message quotes it: at most ~100 bytes of its text
   /// (a value from a file can be megabytes long).
   static std::string excerpt(const Json& v) { return st_short(v.dump(), 100); }
@@ -179,10 +151,6 @@ class ConfigReader {
   }
 
  private:
-  Index positive(const char* field, const Json& v) const {
-    if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) fail(field, "must be an integer > 0, got " + excerpt(v));
-    return v.get<Index>();
-  }
   const Json& object_;
   std::string where_;
 };

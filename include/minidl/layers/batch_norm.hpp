@@ -107,11 +107,11 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   static BatchNorm from_config(const LayerConfig& c) {
     using P = FrozenBatchNormPolicy;
     BatchNormOptions o;
-    o.convention = c.choice("convention", {BatchNormConvention::keras, BatchNormConvention::pytorch}, to_string);
+    o.convention = c.choice("convention", {BatchNormConvention::keras, BatchNormConvention::pytorch});
     o.momentum = c.number("momentum");
     o.epsilon = c.number("epsilon");
     o.cumulative_average = c.boolean("cumulative_average");
-    o.frozen_policy = c.choice("frozen_policy", {P::moving_statistics, P::batch_statistics}, to_string);
+    o.frozen_policy = c.choice("frozen_policy", {P::moving_statistics, P::batch_statistics});
     return BatchNorm(o);
   }
   std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const override {

@@ -87,7 +87,7 @@ class Conv2D : public KernelLayer<Conv2D<Scalar>, Scalar> {
     const auto kernel_size = c.size2("kernel_size");
     Conv2DOptions o;
     o.strides = c.size2("strides");
-    o.padding = c.choice("padding", {Padding::valid, Padding::same}, to_string);
+    o.padding = c.choice("padding", {Padding::valid, Padding::same});
     const KernelSettings s = Base::read_settings(c);
     o.activation = s.activation;
     o.use_bias = s.use_bias;

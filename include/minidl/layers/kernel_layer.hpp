@@ -133,10 +133,10 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
     using A = Activation;
     using I = Initializer;
     KernelSettings s;
-    s.activation = config.choice("activation", {A::linear, A::relu, A::sigmoid, A::tanh, A::softmax}, to_string);
+    s.activation = config.choice("activation", {A::linear, A::relu, A::sigmoid, A::tanh, A::softmax});
     s.use_bias = config.boolean("use_bias");
     s.kernel_initializer =
-        config.choice("kernel_initializer", {I::glorot_uniform, I::he_uniform, I::he_normal, I::zeros}, to_string);
+        config.choice("kernel_initializer", {I::glorot_uniform, I::he_uniform, I::he_normal, I::zeros});
     s.seed = config.seed("seed");
     return s;
   }

@@ -59,8 +59,7 @@ class Pooling2D : public LayerBase<Derived, Scalar> {
     return c;
   }
   static Derived from_config(const LayerConfig& c) {
-    return Derived(c.size2("pool_size"), c.size2("strides"), c.choice("padding", {Padding::valid, Padding::same},
-                                                                       to_string));
+    return Derived(c.size2("pool_size"), c.size2("strides"), c.choice("padding", {Padding::valid, Padding::same}));
   }
   Size2 pool_size() const { return pool_size_; }
   Size2 strides() const { return strides_; }
