@@ -31,3 +31,5 @@
 #include "sequential.hpp"
 #include "tensor.hpp"
 #include "threads.hpp"
+// Last: with MINIDL_PRECOMPILED (minidl::precompiled), the extern template declarations.
+#include "precompiled.hpp"

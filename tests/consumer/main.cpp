@@ -1,6 +1,6 @@
 // An outside program built against the installed minidl package: it must find
-// the headers, get C++17 and Eigen from minidl::minidl, and link zlib for the
-// IDX reader. Usage: consumer [IDX images file]
+// the headers, get C++17 and Eigen from minidl::idx (or the minidl-idx
+// pkg-config file), and link zlib for the IDX reader. Usage: consumer [IDX images file]
 #include <iostream>
 #include <minidl/idx.hpp>  // not part of minidl.hpp: it needs zlib
 #include <minidl/minidl.hpp>

@@ -117,9 +117,9 @@ void eigen_gemm(const A& a, const B& b, C& c, bool accumulate) {
 template <class A, class B, class C>
 void gemm(const A& a, const B& b, C&& c, bool accumulate = false, const typename A::Scalar* bias = nullptr) {
   using Scalar = typename A::Scalar;
-  const Index m = a.rows(), n = b.cols(), k = a.cols();
-  eigen_assert(b.rows() == k && c.rows() == m && c.cols() == n);
+  eigen_assert(b.rows() == a.cols() && c.rows() == a.rows() && c.cols() == b.cols());
 #ifdef MINIDL_GEMM_KERNEL
+  const Index m = a.rows(), n = b.cols(), k = a.cols();
   // Below ~32k multiply-adds the packing costs more than Eigen's small-product
   // path. Below 16 columns (a 10-class output layer) most lanes of a 32-wide
   // block would be masked off, and Eigen's product is faster there
@@ -158,7 +158,7 @@ void gemm(const A& a, const B& b, C&& c, bool accumulate = false, const typename
   }
 #endif
   eigen_gemm(a, b, c, accumulate);
-  if (bias) c.rowwise() += Eigen::Map<const Vector<Scalar>>(bias, n).transpose();
+  if (bias) c.rowwise() += Eigen::Map<const Vector<Scalar>>(bias, b.cols()).transpose();
 }
 
 }  // namespace detail

@@ -1,0 +1,8 @@
+// minidl::precompiled: minidl's templates for double, compiled once (see
+// include/minidl/precompiled.hpp). float and double are separate files so that
+// they build in parallel.
+#include <minidl/minidl.hpp>
+
+namespace minidl {
+MINIDL_INSTANTIATIONS(template, double)
+}  // namespace minidl
