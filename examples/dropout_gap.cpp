@@ -36,14 +36,14 @@ int main() {
     options.seed = static_cast<std::uint64_t>(epochs);
     model.fit(x, y, options);
     trained = epochs;
-    const GapReport report = explain_gap(model, x, y);
+    const GapReport report = explain_gap(model, x, y, nullptr, {options.batch_size});
     const double gap = report.training_loss - report.inference_loss;
     std::printf("%8d %16.4f %16.4f %10.4f\n", epochs, report.training_loss, report.inference_loss, gap);
     largest_gap = std::max(largest_gap, gap);
     last_gap = gap;
   }
   std::printf("\nAfter %d epochs:\n", trained);
-  std::cout << explain_gap(model, x, y);
+  std::cout << explain_gap(model, x, y, nullptr, {options.batch_size});
 
   const bool ok = last_gap > 0 && last_gap < largest_gap / 2;
   if (!ok) std::printf("FAILED: expected a positive gap that shrinks to less than half its peak\n");

@@ -250,6 +250,19 @@ TEST_CASE_TEMPLATE("BatchNorm moving statistics, Keras convention, one and sever
   CHECK(max_error(single.moving_variance(), matrix<Scalar>(2, 1, {0.99, 0.99})) <= tolerance<Scalar>());
 }
 
+TEST_CASE("BatchNorm in float weighs the batch by float(1 - momentum), as Keras 3's float32 update") {
+  // Keras: moving * momentum + mean * (1.0 - momentum), 1.0 - 0.99 formed in
+  // Python and rounded once to float32 (= float(0.01)); 1 - float(0.99)
+  // would be 0.0099999905, a relative error of ~1e-6 in every update.
+  // A batch with an exact mean (3, and 300) from moving mean 0: the new moving
+  // mean is float(0.01) * mean exactly.
+  BatchNorm<float> bn(2);
+  bn.forward(matrix<float>(4, 2, {1, 100, 2, 200, 3, 300, 6, 600}), Phase::training);
+  CHECK(bn.moving_mean()(0) == 0.01f * 3.0f);
+  CHECK(bn.moving_mean()(1) == 0.01f * 300.0f);
+  CHECK(bn.moving_mean()(0) != (1 - 0.99f) * 3.0f);  // the value before
+}
+
 TEST_CASE_TEMPLATE("BatchNorm moving statistics, PyTorch convention and cumulative average", Scalar, float,
                    double) {
   const Matrix<Scalar> b1 = hand_batch<Scalar>();                // μ (3, 10), s² = 4/3·σ² = (16/3, 80/3)

@@ -120,6 +120,68 @@ TEST_CASE("stop_training set in a batch ends that epoch after its bookkeeping, t
   CHECK(history.val_loss().back() == static_cast<double>(model.evaluate(x, y, 16)));
 }
 
+TEST_CASE("a batch's logs hold only its own epoch's values: no val_* of the epoch before") {
+  const auto x = test::uniform<double>(48, 3, 1);  // 3 batches of 16
+  const auto y = test::uniform<double>(48, 1, 2);
+  auto model = regression_model<double>();
+  std::vector<std::vector<std::string>> batch_names;
+  auto recorder = std::make_shared<LambdaCallback<double>>();
+  recorder->batch_end = [&](Sequential<double>&, Index, const Logs& logs) {
+    std::vector<std::string> names;
+    for (const auto& entry : logs.entries()) names.push_back(entry.first);
+    batch_names.push_back(names);
+  };
+  FitOptions<double> options = quiet<double>(3, 16);
+  options.validation_data = ValidationData<double>{x, y};
+  options.callbacks = {recorder};
+  const History history = model.fit(x, y, options);
+  REQUIRE(batch_names.size() == 9);
+  for (const auto& names : batch_names) CHECK(names == std::vector<std::string>{"loss", "mae"});
+  CHECK(history.names() == std::vector<std::string>{"loss", "mae", "val_loss", "val_mae"});
+  CHECK(history.val_loss().size() == 3);
+  // Keras's history.params, with the batch size and the sample count.
+  REQUIRE(history.params());
+  CHECK(history.params()->epochs == 3);
+  CHECK(history.params()->steps == 3);
+  CHECK(history.params()->batch_size == 16);
+  CHECK(history.params()->samples == 48);
+  CHECK(history.params()->verbose == 0);
+}
+
+TEST_CASE("LearningRateScheduler and ReduceLROnPlateau put the epoch's learning_rate in the logs (Keras 3)") {
+  const auto x = test::uniform<float>(32, 3, 3);
+  const auto y = test::uniform<float>(32, 1, 4);
+  auto model = regression_model<float>();
+  std::vector<double> seen_by_epoch_end;
+  auto recorder = std::make_shared<LambdaCallback<float>>();
+  recorder->epoch_end = [&](Sequential<float>&, int, const Logs& logs) {
+    seen_by_epoch_end.push_back(logs["learning_rate"]);
+  };
+  // recorder first: learning_rate is in every on_epoch_end's logs, whatever the order.
+  FitOptions<float> options = quiet<float>(3, 16);
+  options.callbacks = {recorder, std::make_shared<LearningRateScheduler<float>>(
+                                     [](int epoch, float) { return 0.1f / static_cast<float>(epoch + 1); })};
+  const History scheduled = model.fit(x, y, options);
+  CHECK(scheduled.names() == std::vector<std::string>{"loss", "mae", "learning_rate"});
+  CHECK(scheduled["learning_rate"] ==
+        std::vector<double>{static_cast<double>(0.1f), static_cast<double>(0.1f / 2), static_cast<double>(0.1f / 3)});
+  CHECK(seen_by_epoch_end == scheduled["learning_rate"]);
+
+  // ReduceLROnPlateau logs the rate the epoch trained with, before it reduces:
+  // patience 0 and a min_delta no loss can beat after epoch 0 (the first
+  // value always improves on +inf) halve it at every later epoch end.
+  model.optimizer().set_learning_rate(0.5f);
+  ReduceLROnPlateauOptions reduce_options;
+  reduce_options.monitor = "loss";
+  reduce_options.patience = 0;
+  reduce_options.factor = 0.5;
+  reduce_options.min_delta = 1e9;
+  options.callbacks = {std::make_shared<ReduceLROnPlateau<float>>(reduce_options)};
+  const History reduced = model.fit(x, y, options);
+  CHECK(reduced["learning_rate"] == std::vector<double>{0.5, 0.5, 0.25});
+  CHECK(model.optimizer().learning_rate() == 0.125f);
+}
+
 TEST_CASE("stop_training set at an epoch's end: no further epoch starts") {
   const auto x = test::uniform<float>(32, 3, 3);
   const auto y = test::uniform<float>(32, 1, 4);
@@ -341,6 +403,12 @@ TEST_CASE("ReduceLROnPlateau: reduces after patience epochs without improvement"
   CHECK(learning_rates(options, {1, 1, 0.5, 0.5, 0.5}) == std::vector<float>{1, 1, 1, 1, 0.5f});
   // 0.99995 is not better than 1 by more than 1e-4.
   CHECK(learning_rates(options, {1, 0.99995, 0.99995}) == std::vector<float>{1, 1, 0.5f});
+  // Keras 3 takes |min_delta|: -1e-4 means the same as 1e-4 (a negative
+  // threshold would otherwise count a worse value as an improvement).
+  options.min_delta = -1e-4;
+  CHECK(learning_rates(options, {1, 0.99995, 0.99995}) == std::vector<float>{1, 1, 0.5f});
+  CHECK(learning_rates(options, {1, 1.00005, 1.00005}) == std::vector<float>{1, 1, 0.5f});
+  options.min_delta = 1e-4;
   // mode auto: "acc" in the name means higher is better.
   options.monitor = "val_accuracy";
   ReduceLROnPlateau<float> reduce(options);

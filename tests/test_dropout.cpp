@@ -209,16 +209,32 @@ TEST_CASE_TEMPLATE("Dropout with rate 0 is the identity in both phases", Scalar,
   CHECK(layer.forward(x, Phase::inference) == x);
 }
 
-TEST_CASE("Dropout rate outside 0 <= rate < 1 is a ValueError and changes nothing") {
-  CHECK_THROWS_WITH_AS(Dropout<float>(1.0), "Dropout: rate must be in [0, 1), got 1", minidl::ValueError);
-  CHECK_THROWS_WITH_AS(Dropout<float>(-0.1), "Dropout: rate must be in [0, 1), got -0.1", minidl::ValueError);
-  CHECK_THROWS_AS(Dropout<float>(1.5), minidl::ValueError);
+TEST_CASE_TEMPLATE("Dropout(1) drops every value, as Keras 3 and PyTorch: zeros out, zero gradient", Scalar, float,
+                   double) {
+  // Keras 3 (dropout: rate in [0, 1]) and PyTorch (p = 1) output zeros; the
+  // kept scale 1 / (1 - rate) is never formed, so nothing is infinite or NaN.
+  Dropout<Scalar> layer(1.0, 5);
+  layer.build(Shape{12});
+  const Matrix<Scalar> x = nonzero_batch<Scalar>(3, 12, 8);
+  const Matrix<Scalar> dy = nonzero_batch<Scalar>(3, 12, 9);
+  CHECK(layer.forward(x, Phase::training).isZero(0));
+  CHECK(layer.mask().isZero(0));
+  CHECK(layer.backward(x, dy).isZero(0));
+  CHECK(layer.forward(x, Phase::inference) == x);
+  CHECK(layer.phases_differ());
+  CHECK(layer.phase_behaviour() == "drops 100% of units");
+}
+
+TEST_CASE("Dropout rate outside 0 <= rate <= 1 is a ValueError and changes nothing") {
+  CHECK_THROWS_WITH_AS(Dropout<float>(1.5), "Dropout: rate must be in [0, 1], got 1.5", minidl::ValueError);
+  CHECK_THROWS_WITH_AS(Dropout<float>(-0.1), "Dropout: rate must be in [0, 1], got -0.1", minidl::ValueError);
+  CHECK_THROWS_AS(Dropout<float>(std::nextafter(1.0, 2.0)), minidl::ValueError);
   CHECK_THROWS_AS(Dropout<float>(std::nan("")), minidl::ValueError);
 
   Dropout<float> layer(0.2, 3);
   layer.set_name("dropout");
   layer.build(Shape{4});
-  CHECK_THROWS_WITH_AS(layer.set_rate(1.0), "Dropout 'dropout': rate must be in [0, 1), got 1", minidl::ValueError);
+  CHECK_THROWS_WITH_AS(layer.set_rate(2.0), "Dropout 'dropout': rate must be in [0, 1], got 2", minidl::ValueError);
   CHECK(layer.rate() == 0.2);
   layer.set_rate(0.6);
   CHECK(layer.rate() == 0.6);

@@ -93,3 +93,42 @@ TEST_CASE("a single phase-dependent layer gets the whole phase gap, a frozen mov
   CHECK(legacy.layers[0].reason == "batch statistics while frozen (legacy policy)");
   CHECK(legacy.layers[0].share != 0);
 }
+
+TEST_CASE("explain_gap takes fit's batch size from the History, and says when it had to assume one") {
+  const auto x = uniform(64, 5, 1, -1, 1);
+  const auto y = uniform(64, 1, 2, 0, 3);
+  History history;
+  const auto model = trained_model(x, y, history);  // fit with batch 16
+  REQUIRE(history.params());
+  CHECK(history.params()->batch_size == 16);
+  CHECK(history.params()->epochs == 2);
+  CHECK(history.params()->steps == 4);
+  CHECK(history.params()->samples == 64);
+
+  const auto from_history = explain_gap(model, x, y, &history);
+  CHECK(from_history.batch_size == 16);
+  CHECK(from_history.batch_size_from == "History");
+  const auto explicit_16 = explain_gap(model, x, y, &history, {16});
+  CHECK(explicit_16.batch_size_from == "ExplainOptions");
+  CHECK(from_history.training_loss == explicit_16.training_loss);
+  CHECK(from_history.update_order == explicit_16.update_order);
+  // Batches of 32 normalize with other statistics: another training-phase loss.
+  const auto explicit_32 = explain_gap(model, x, y, &history, {32});
+  CHECK(explicit_32.training_loss != from_history.training_loss);
+
+  // No History: 32, and the table says so.
+  const auto assumed = explain_gap(model, x, y);
+  CHECK(assumed.batch_size == 32);
+  CHECK(assumed.batch_size_from == "default");
+  CHECK(assumed.training_loss == explicit_32.training_loss);
+  std::ostringstream text;
+  text << assumed;
+  CHECK(text.str().find("(training phase in batches of 32, the default: pass fit's History or "
+                        "ExplainOptions::batch_size)") != std::string::npos);
+  std::ostringstream quiet_text;
+  quiet_text << from_history;
+  CHECK(quiet_text.str().find("the default") == std::string::npos);
+
+  CHECK_THROWS_WITH_AS(explain_gap(model, x, y, &history, {0}), "explain_gap: batch_size must be > 0, got 0",
+                       ValueError);
+}

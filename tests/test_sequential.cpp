@@ -259,6 +259,11 @@ TEST_CASE("progress output: Keras's bar, one finished line per epoch off a termi
 
   CHECK(format_metric(2.55712) == "2.5571");
   CHECK(format_metric(0.000123456) == "1.2346e-04");
+  // Keras's Progbar rule: %.4f only when |v| > 1e-3, so 1e-3 itself is in e-notation.
+  CHECK(format_metric(0.001) == "1.0000e-03");
+  CHECK(format_metric(-0.001) == "-1.0000e-03");
+  CHECK(format_metric(0.0011) == "0.0011");
+  CHECK(format_metric(0.0) == "0.0000e+00");
 }
 
 TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchanged", T, float, double) {
@@ -313,6 +318,19 @@ TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchange
                        ShapeError);
   CHECK(model.size() == layers);
   CHECK(model.compiled());
+
+  // A layer added after compile: the message says the model changed, not
+  // that it was never compiled; compiling again makes it usable.
+  model.add(Dense<T>(2, 2));
+  CHECK_FALSE(model.compiled());
+  CHECK_THROWS_WITH_AS(model.fit(x, y, quiet<T>()),
+                       "Sequential::fit: the model changed after compile (a layer was added); call compile(loss, "
+                       "optimizer) again",
+                       StateError);
+  CHECK_THROWS_WITH_AS(model.evaluate(x, y),
+                       "Sequential::evaluate: the model changed after compile (a layer was added); call "
+                       "compile(loss, optimizer) again",
+                       StateError);
 }
 
 TEST_CASE("appending models: shared layers, unique generated names, no self-append") {

@@ -23,8 +23,10 @@
 // function in both phases, and so does any layer pinned to the inference
 // phase: each is listed, with the reason, and a share of exactly 0.
 //
-// The training-phase losses use batches of `batch_size` in data order (fit
-// shuffles, so batch statistics differ slightly from fit's), and one draw of
+// The training-phase losses use batches in data order (fit shuffles, so batch
+// statistics differ slightly from fit's) of fit's batch size: the one the
+// History records, unless ExplainOptions::batch_size says otherwise (32, and
+// a note under the table, when neither is given); and one draw of
 // each Dropout mask — the same draw in every evaluation, from a copy of the
 // layer's generator.
 #pragma once
@@ -32,6 +34,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -52,6 +55,8 @@ struct GapReport {
   double inference_loss = 0;                                       ///< all layers in the inference phase (= evaluate)
   double update_order = std::numeric_limits<double>::quiet_NaN();  ///< training_loss − fit_loss
   std::vector<GapShare> layers;
+  Index batch_size = 0;         ///< the batch size of the training-phase losses
+  std::string batch_size_from;  ///< where it came from: "ExplainOptions", "History" or "default"
 
   /// inference − training: the part of the gap the layers' two phases make.
   double phase_gap() const { return inference_loss - training_loss; }
@@ -71,11 +76,16 @@ inline std::ostream& operator<<(std::ostream& out, const GapReport& report) {
   row(with_fit ? "=" : " ", "training-phase loss now", report.training_loss, "");
   for (const auto& share : report.layers) row("+", share.layer, share.share, share.reason);
   row("=", "inference-phase loss (evaluate)", report.inference_loss, "");
+  if (report.batch_size_from == "default")
+    out << "  (training phase in batches of " << report.batch_size
+        << ", the default: pass fit's History or ExplainOptions::batch_size)\n";
   return out;
 }
 
 struct ExplainOptions {
-  Index batch_size = 32;  ///< the batch size fit used: BatchNorm's batch statistics depend on it
+  /// The batch size fit used (BatchNorm's batch statistics depend on it);
+  /// unset: the one the History records, else 32.
+  std::optional<Index> batch_size{};
 };
 
 namespace detail {
@@ -105,6 +115,18 @@ GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstM
                       detail::NonDeduced<ConstMatrixRef<Scalar>> y, const History* history = nullptr,
                       const ExplainOptions& options = {}) {
   GapReport report;
+  if (options.batch_size) {
+    report.batch_size = *options.batch_size;
+    report.batch_size_from = "ExplainOptions";
+  } else if (history && history->params()) {
+    report.batch_size = history->params()->batch_size;
+    report.batch_size_from = "History";
+  } else {
+    report.batch_size = 32;
+    report.batch_size_from = "default";
+  }
+  if (report.batch_size <= 0)
+    throw ValueError(detail::message("explain_gap: batch_size must be > 0, got ", report.batch_size));
   std::vector<std::size_t> switching;  // layers whose two phases differ
   std::vector<std::size_t> row_of;     // their rows in report.layers
   for (std::size_t i = 0; i < model.size(); ++i) {
@@ -127,7 +149,7 @@ GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstM
     for (std::size_t j = 0; j < k; ++j)
       if (switched(j)) phases[switching[j]] = Phase::inference;
     Sequential<Scalar> copy = model.clone();  // training-phase side effects land on the copy
-    return static_cast<double>(copy.loss_in_phases(x, y, phases, options.batch_size));
+    return static_cast<double>(copy.loss_in_phases(x, y, phases, report.batch_size));
   };
 
   if (k <= 8) {  // coalitions as bit masks of k <= 8 bits

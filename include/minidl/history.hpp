@@ -3,12 +3,14 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "error.hpp"
+#include "tensor.hpp"
 
 namespace minidl {
 
@@ -42,9 +44,23 @@ class Logs {
   std::vector<std::pair<std::string, double>> entries_;
 };
 
+/// What fit was asked to do, as Keras's `history.params` (epochs, steps,
+/// verbose), with the batch size and the number of training samples.
+struct FitParams {
+  int epochs = 0;
+  Index steps = 0;  ///< batches per epoch
+  Index batch_size = 0;
+  Index samples = 0;
+  int verbose = 0;
+};
+
 /// Per-epoch values of every name fit reported: history["loss"][epoch].
 class History {
  public:
+  /// fit's parameters; unset for a History that fit did not make.
+  const std::optional<FitParams>& params() const { return params_; }
+  void set_params(const FitParams& params) { params_ = params; }
+
   void append(const Logs& logs) {
     for (const auto& [name, value] : logs.entries()) {
       auto [it, inserted] = values_.try_emplace(name);
@@ -67,6 +83,7 @@ class History {
  private:
   std::vector<std::string> names_;
   std::map<std::string, std::vector<double>> values_;
+  std::optional<FitParams> params_;
 };
 
 }  // namespace minidl

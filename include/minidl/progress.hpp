@@ -37,10 +37,11 @@ inline bool is_terminal(const std::ostream& out) {
   return false;
 }
 
-/// Keras's number format: %.4f, or %.4e when |v| < 1e-3.
+/// Keras's number format (its Progbar): %.4f when |v| > 1e-3, else %.4e
+/// (so 0.001 prints as 1.0000e-03, and 0 as 0.0000e+00).
 inline std::string format_metric(double value) {
   char text[32];
-  std::snprintf(text, sizeof text, std::abs(value) >= 1e-3 ? "%.4f" : "%.4e", value);
+  std::snprintf(text, sizeof text, std::abs(value) > 1e-3 ? "%.4f" : "%.4e", value);
   return text;
 }
 

@@ -291,9 +291,12 @@ class Sequential {
     return *layers_.back();
   }
   void check_compiled(const char* call) const {
-    if (!compiled_)
-      throw StateError(detail::message("Sequential::", call, ": the model is not compiled; call compile(loss, "
-                                                             "optimizer) after adding the last layer"));
+    if (compiled_) return;
+    if (loss_)  // compiled once, then add() changed the layers
+      throw StateError(detail::message("Sequential::", call, ": the model changed after compile (a layer was "
+                                       "added); call compile(loss, optimizer) again"));
+    throw StateError(detail::message("Sequential::", call, ": the model is not compiled; call compile(loss, "
+                                                           "optimizer) after adding the last layer"));
   }
   void check_batch_size(const char* call, Index batch_size) const {
     if (batch_size <= 0)

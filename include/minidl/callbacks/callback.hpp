@@ -6,7 +6,7 @@
 //   for each epoch:  on_epoch_begin
 //                    for each batch:  on_batch_loss (before the update), on_batch_end
 //                                     -> model.stop_training ends the epoch here
-//                    validation, on_epoch_end
+//                    validation, on_epoch_logs (each may add values), on_epoch_end
 //                                     -> model.stop_training ends fit here
 //   on_train_end
 // A callback may inspect or evaluate the model: evaluate/predict run in the
@@ -57,6 +57,12 @@ class Callback {
   virtual void on_batch_end(Sequential<Scalar>& model, Index batch, const Logs& logs) {
     (void)model, (void)batch, (void)logs;
   }
+  /// After the epoch's validation, before any callback's on_epoch_end: a
+  /// callback may add values to the epoch's logs here, which then go into
+  /// History, the progress line and what every on_epoch_end sees (Keras's
+  /// callbacks write into `logs` in on_epoch_end; LearningRateScheduler and
+  /// ReduceLROnPlateau add "learning_rate" this way).
+  virtual void on_epoch_logs(Sequential<Scalar>& model, int epoch, Logs& logs) { (void)model, (void)epoch, (void)logs; }
   /// After the epoch's validation. `logs` holds the epoch's values (those in History).
   virtual void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) {
     (void)model, (void)epoch, (void)logs;
@@ -100,6 +106,10 @@ class LearningRateScheduler : public Callback<Scalar> {
       : schedule_(std::move(schedule)) {}
   void on_epoch_begin(Sequential<Scalar>& model, int epoch) override {
     model.optimizer().set_learning_rate(schedule_(epoch, model.optimizer().learning_rate()));
+  }
+  /// The epoch's learning rate as "learning_rate" (Keras 3).
+  void on_epoch_logs(Sequential<Scalar>& model, int /*epoch*/, Logs& logs) override {
+    logs.set("learning_rate", static_cast<double>(model.optimizer().learning_rate()));
   }
 
  private:

@@ -3,20 +3,19 @@
 //
 // At each epoch end (Keras 3's rule, step by step):
 //   if in cooldown (cooldown_counter > 0): cooldown_counter -= 1, wait = 0;
-//   if current improves on best (min: current < best - min_delta,
-//                                max: current > best + min_delta): best = current, wait = 0;
+//   if current improves on best (min: current < best - |min_delta|,
+//                                max: current > best + |min_delta|): best = current, wait = 0;
 //   else, unless still in cooldown: wait += 1, and once wait >= patience:
 //     if lr > min_lr:  lr = max(lr * factor, min_lr), cooldown_counter = cooldown, wait = 0
 //     (at min_lr already, nothing changes and wait keeps counting).
 // best starts at +inf (min) or -inf (max) and, like the counters, is reset
-// when fit starts. Mode `automatic` is Keras's rule for this callback: "max"
-// if the name contains "acc", else "min".
+// when fit starts. As Keras 3, the epoch's logs get "learning_rate": the rate
+// the epoch trained with, before any reduction. Mode `automatic` is Keras's
+// rule for this callback: "max" if the name contains "acc", else "min".
 // Differences from Keras: a monitor that fit does not report is a ValueError
-// when fit starts (Keras warns and never reduces); Keras also writes the
-// learning rate into the epoch's logs ("learning_rate"), minidl's logs are
-// read-only to callbacks — read model.optimizer().learning_rate() instead;
-// factor must be in (0, 1) (Keras only rejects >= 1; 0 would make the
-// learning rate 0, which minidl's optimizers reject).
+// when fit starts (Keras warns and never reduces); factor must be in (0, 1)
+// (Keras only rejects >= 1; 0 would make the learning rate 0, which minidl's
+// optimizers reject).
 #pragma once
 
 #include <algorithm>
@@ -37,7 +36,7 @@ struct ReduceLROnPlateauOptions {
   double factor = 0.1;               ///< new lr = lr * factor, in (0, 1)
   int patience = 10;                 ///< epochs without improvement before a reduction, >= 0
   MonitorMode mode = MonitorMode::automatic;
-  double min_delta = 1e-4;           ///< an improvement must beat the best by more than this
+  double min_delta = 1e-4;           ///< an improvement must beat the best by more than |min_delta|
   int cooldown = 0;                  ///< epochs after a reduction during which wait stays 0, >= 0
   double min_lr = 0;                 ///< the learning rate never goes below this, >= 0
   std::ostream* out = nullptr;       ///< Keras's verbose=1 message goes here; null: silent
@@ -67,13 +66,18 @@ class ReduceLROnPlateau : public Callback<Scalar> {
     reset();
   }
 
+  void on_epoch_logs(Sequential<Scalar>& model, int /*epoch*/, Logs& logs) override {
+    logs.set("learning_rate", static_cast<double>(model.optimizer().learning_rate()));
+  }
+
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
     const double current = logs[options_.monitor];
     if (in_cooldown()) {
       --cooldown_counter_;
       wait_ = 0;
     }
-    if (maximize_ ? current > best_ + options_.min_delta : current < best_ - options_.min_delta) {
+    const double delta = std::abs(options_.min_delta);  // Keras 3 takes abs(min_delta) too
+    if (maximize_ ? current > best_ + delta : current < best_ - delta) {
       best_ = current;
       wait_ = 0;
     } else if (!in_cooldown()) {

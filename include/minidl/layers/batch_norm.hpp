@@ -342,9 +342,13 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     ++num_batches_tracked_;
     if (options_.convention == BatchNormConvention::keras) {
       // Keras 3: moving = momentum·moving + (1 − momentum)·batch, biased σ²_B.
+      // Keras forms 1 − momentum in Python (double) and rounds it once to the
+      // variable's dtype: so does this, rather than 1 − float(momentum) (in
+      // float, 1 − float(0.99) is 1e-6 away from float(0.01)).
       const auto m = static_cast<Scalar>(options_.momentum);
-      moving_mean_ = m * moving_mean_ + (1 - m) * mean_;
-      moving_variance_ = m * moving_variance_ + (1 - m) * batch_variance_;
+      const auto new_weight = static_cast<Scalar>(1.0 - options_.momentum);
+      moving_mean_ = m * moving_mean_ + new_weight * mean_;
+      moving_variance_ = m * moving_variance_ + new_weight * batch_variance_;
     } else {
       // PyTorch: running = (1 − m)·running + m·batch, unbiased s²_B = n/(n−1)·σ²_B.
       const double m = options_.cumulative_average ? 1.0 / static_cast<double>(num_batches_tracked_)

@@ -3,7 +3,8 @@
 //   training:  y = x ⊙ m,  m_i = 0 with probability rate, else 1 / (1 − rate)
 //   inference: y = x
 // Scaling the kept values at training time keeps E[y] = x, so inference needs
-// no rescaling. rate = 0 is the identity in both phases.
+// no rescaling. rate = 0 is the identity in both phases; rate = 1 drops every
+// value (y = 0, and so dx = 0), as Keras 3 and PyTorch accept it.
 //
 // Only the phase matters: the frozen flag has no effect (as in Keras, where
 // trainable=False does not switch Dropout off).
@@ -34,7 +35,7 @@ namespace minidl {
 template <class Scalar>
 class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
  public:
-  /// Throws ValueError naming Dropout and the rate unless 0 <= rate < 1.
+  /// Throws ValueError naming Dropout and the rate unless 0 <= rate <= 1.
   explicit Dropout(double rate, std::optional<std::uint64_t> seed = {}) : rate_(checked_rate(rate)), seed_(seed) {
     if (seed_) rng_.reseed(*seed_);
   }
@@ -52,7 +53,7 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
     return "drops " + std::to_string(static_cast<int>(std::lround(rate_ * 100))) + "% of units";
   }
   /// Changes the rate for later calls; throws ValueError (rate unchanged)
-  /// unless 0 <= rate < 1.
+  /// unless 0 <= rate <= 1.
   void set_rate(double rate) { rate_ = checked_rate(rate, this->describe()); }
   const std::optional<std::uint64_t>& seed() const { return seed_; }
 
@@ -65,7 +66,7 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
   bool initialized() const override { return has_generator_; }
 
   /// The mask of the last training-phase forward (N x features): each value
-  /// is 0 (dropped) or 1 / (1 − rate) (kept). Empty before the first one, and
+  /// is 0 (dropped) or 1 / (1 − rate) (kept; none are with rate 1). Empty before the first one, and
   /// not redrawn when rate is 0.
   const Matrix<Scalar>& mask() const { return mask_; }
 
@@ -78,7 +79,8 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
       return;
     }
     mask_.resize(x.rows(), x.cols());  // no-op while the batch size stays the same
-    const Scalar kept = static_cast<Scalar>(1.0 / (1.0 - rate_));
+    // With rate 1 nothing is kept (threshold 2^53 exceeds every draw), and 1 / (1 − rate) is never formed.
+    const Scalar kept = rate_ < 1 ? static_cast<Scalar>(1.0 / (1.0 - rate_)) : Scalar(0);
     // One key per batch; value i depends on (key, i) alone (see the top of
     // the file), so the chunks can run on several threads with the same mask
     // as on one, and the loop is vectorized (8 draws per instruction).
@@ -109,8 +111,8 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
 
  private:
   static double checked_rate(double rate, const std::string& who = "Dropout") {
-    if (!(rate >= 0 && rate < 1))  // also rejects NaN
-      throw ValueError(detail::message(who, ": rate must be in [0, 1), got ", rate));
+    if (!(rate >= 0 && rate <= 1))  // also rejects NaN
+      throw ValueError(detail::message(who, ": rate must be in [0, 1], got ", rate));
     return rate;
   }
 

@@ -121,6 +121,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   ProgressBar progress(options.out ? *options.out : std::cout, options.verbose,
                        options.live_progress.value_or(options.out && is_terminal(*options.out)));
   History history;
+  history.set_params({options.epochs, steps, options.batch_size, samples, options.verbose});
   Logs logs;
   std::vector<double> metric_sums(metrics_.size());
 
@@ -129,6 +130,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   for (auto& cb : options.callbacks) cb->on_train_begin(*this, names);
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
+    logs.clear();  // this epoch's values only: no val_* of the last epoch in its batches' logs
     if (options.shuffle)  // Fisher–Yates with the seeded generator
       for (std::size_t i = order_.size(); i > 1; --i)
         std::swap(order_[i - 1], order_[shuffle_rng.below(i)]);
@@ -172,6 +174,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
       const Logs val = evaluate_logs(options.validation_data->x, options.validation_data->y, options.batch_size, "val_");
       for (const auto& [name, value] : val.entries()) logs.set(name, value);
     }
+    for (auto& cb : options.callbacks) cb->on_epoch_logs(*this, epoch, logs);
     history.append(logs);
     progress.end_epoch(logs);
     for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
