@@ -264,6 +264,9 @@ TEST_CASE("progress output: Keras's bar, one finished line per epoch off a termi
   CHECK(format_metric(-0.001) == "-1.0000e-03");
   CHECK(format_metric(0.0011) == "0.0011");
   CHECK(format_metric(0.0) == "0.0000e+00");
+  // Its verbose-2 line tests v > 1e-3 without abs: negative values in e-notation.
+  CHECK(format_metric(-0.5, true) == "-5.0000e-01");
+  CHECK(format_metric(0.5, true) == "0.5000");
 }
 
 TEST_CASE_TEMPLATE("bad input throws a clear error and leaves the model unchanged", T, float, double) {
@@ -362,4 +365,53 @@ TEST_CASE("generated layer names follow Keras's snake case") {
   const std::vector<std::string> expected = {"conv2d",     "batch_normalization",       "re_lu",
                                              "max_pooling2d", "global_average_pooling2d", "dense"};
   for (std::size_t i = 0; i < expected.size(); ++i) CHECK(model.layer(i).name() == expected[i]);
+}
+
+TEST_CASE_TEMPLATE("cross-entropy targets outside [0, 1] are a ValueError naming the value, before anything trains", T,
+                   float, double) {
+  // Class labels 0..9 given to binary_crossentropy: Keras computes a negative
+  // loss and trains on it; minidl refuses the data.
+  Matrix<T> x = random_matrix<T>(20, 6, 31);
+  Matrix<T> labels(20, 1);
+  for (Index i = 0; i < 20; ++i) labels(i, 0) = static_cast<T>(i % 10);
+  const Matrix<T> confident = Matrix<T>::Constant(20, 1, T(0.9));
+  CHECK(BinaryCrossentropy{}(confident, labels) < 0);  // what the loss alone gives
+
+  Sequential<T> model(3);
+  model.add(Dense<T>(6, 1, Activation::sigmoid));
+  model.compile(BinaryCrossentropy{}, SGD<T>{});
+  const auto weights = model.get_weights();
+  CHECK_THROWS_WITH_AS(model.fit(x, labels, quiet<T>()),
+                       "Sequential::fit: y holds 2 at row 2, column 0, outside [0, 1], the range of "
+                       "binary_crossentropy's targets (probabilities; class labels need one_hot)",
+                       ValueError);
+  CHECK_THROWS_AS(model.evaluate(x, labels), ValueError);
+  CHECK_THROWS_AS(model.train_on_batch(x, labels), ValueError);
+  CHECK_THROWS_AS(model.test_on_batch(x, labels), ValueError);
+  const Matrix<T> probabilities = Matrix<T>::Constant(20, 1, T(0.5));
+  FitOptions<T> with_validation = quiet<T>();
+  with_validation.validation_data = ValidationData<T>{x, labels};
+  CHECK_THROWS_WITH_AS(model.fit(x, probabilities, with_validation),
+                       "Sequential::fit (validation_data): y holds 2 at row 2, column 0, outside [0, 1], the range of "
+                       "binary_crossentropy's targets (probabilities; class labels need one_hot)",
+                       ValueError);
+  CHECK(bitwise_equal(weights, model.get_weights()));
+  CHECK(model.optimizer().iterations() == 0);
+  // Soft labels in [0, 1] (label smoothing) are targets too.
+  model.fit(x, probabilities, quiet<T>());
+
+  Sequential<T> classifier(4);
+  classifier.add(Dense<T>(6, 3, Activation::softmax));
+  classifier.compile(CategoricalCrossentropy{}, SGD<T>{});
+  Matrix<T> one_hot_y = Matrix<T>::Zero(20, 3);
+  one_hot_y(7, 1) = T(-0.5);
+  CHECK_THROWS_WITH_AS(classifier.evaluate(x, one_hot_y),
+                       "Sequential::evaluate: y holds -0.5 at row 7, column 1, outside [0, 1], the range of "
+                       "categorical_crossentropy's targets (probabilities; class labels need one_hot)",
+                       ValueError);
+  // Regression losses take any finite target.
+  Sequential<T> regression(5);
+  regression.add(Dense<T>(6, 1));
+  regression.compile(MeanSquaredError{}, SGD<T>{});
+  CHECK_NOTHROW(regression.evaluate(x, labels));
 }

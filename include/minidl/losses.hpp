@@ -16,8 +16,15 @@
 // clip_by_value), so a clipped probability gets no gradient through its own
 // log term. The per-row losses are computed in Scalar, vectorized over the
 // contiguous row, and summed over the batch in double.
+//
+// The cross-entropies' targets are probabilities: a loss that has a
+// target_range() (here both cross-entropies: [0, 1]) has every target checked
+// against it by fit, evaluate, train_on_batch and test_on_batch, so that class
+// labels 0..9 given to binary_crossentropy are a ValueError, not a negative
+// loss. (Keras does not check; its loss of such targets is as meaningless.)
 #pragma once
 
+#include <array>
 #include <cmath>
 
 #include "error.hpp"
@@ -104,6 +111,8 @@ struct BinaryCrossentropy {
 
   const char* type() const { return "BinaryCrossentropy"; }
   const char* name() const { return "binary_crossentropy"; }
+  /// Targets are probabilities (soft labels allowed).
+  static constexpr std::array<double, 2> target_range() { return {0.0, 1.0}; }
 
   template <class Scalar>
   Scalar operator()(const Matrix<Scalar>& y_pred, const Matrix<Scalar>& y_true, Matrix<Scalar>* grad = nullptr) const {
@@ -147,6 +156,8 @@ struct CategoricalCrossentropy {
 
   const char* type() const { return "CategoricalCrossentropy"; }
   const char* name() const { return "categorical_crossentropy"; }
+  /// Targets are probabilities (soft labels allowed).
+  static constexpr std::array<double, 2> target_range() { return {0.0, 1.0}; }
 
   template <class Scalar>
   Scalar operator()(const Matrix<Scalar>& y_pred, const Matrix<Scalar>& y_true, Matrix<Scalar>* grad = nullptr) const {

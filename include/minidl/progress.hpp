@@ -37,11 +37,13 @@ inline bool is_terminal(const std::ostream& out) {
   return false;
 }
 
-/// Keras's number format (its Progbar): %.4f when |v| > 1e-3, else %.4e
-/// (so 0.001 prints as 1.0000e-03, and 0 as 0.0000e+00).
-inline std::string format_metric(double value) {
+/// Keras's number format (its Progbar): %.4f when |v| > 1e-3, else %.4e (so
+/// 0.001 prints as 1.0000e-03, and 0 as 0.0000e+00). Keras's verbose-2 line
+/// tests v > 1e-3, without the absolute value (a negative value is in
+/// e-notation there): `signed_test` does the same.
+inline std::string format_metric(double value, bool signed_test = false) {
   char text[32];
-  std::snprintf(text, sizeof text, std::abs(value) > 1e-3 ? "%.4f" : "%.4e", value);
+  std::snprintf(text, sizeof text, (signed_test ? value : std::abs(value)) > 1e-3 ? "%.4f" : "%.4e", value);
   return text;
 }
 
@@ -98,7 +100,7 @@ class ProgressBar {
     else
       std::snprintf(timing, sizeof timing, "%.0fs %.0fus/step", seconds, per_step * 1e6);
     text += timing;
-    for (const auto& [name, value] : logs.entries()) text += " - " + name + ": " + format_metric(value);
+    for (const auto& [name, value] : logs.entries()) text += " - " + name + ": " + format_metric(value, verbose_ == 2);
     return text;
   }
 

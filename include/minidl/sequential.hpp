@@ -311,6 +311,7 @@ class Sequential {
       throw ShapeError(detail::message("Sequential::", call, ": y has ", y.rows(), " rows, expected ", x.rows(),
                                        " (one per row of x)"));
     detail::check_data_matrix(call, "y", y, output_shape().size());
+    if (loss_) loss_->check_targets(call, y);  // e.g. cross-entropy targets in [0, 1]
   }
 
   /// Runs every layer forward, layer i in phase_of(i); returns the last output.
