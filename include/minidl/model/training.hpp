@@ -45,13 +45,20 @@ void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x) {
 
   // Update: frozen layers are skipped, so their weights stay bitwise unchanged.
   optimizer_->begin_step();
-  std::size_t slot = 0;
-  for (std::size_t i = 0; i < layers_.size(); ++i)
-    for (const auto& p : parameters_[i]) {
-      if (!layers_[i]->frozen())
-        optimizer_->update(slot, p.values(), Eigen::Map<const Vector<Scalar>>(p.grad, p.size));
-      ++slot;
-    }
+  const auto for_each_trainable = [&](const auto& visit) {
+    std::size_t slot = 0;
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      for (const auto& p : parameters_[i]) {
+        if (!layers_[i]->frozen()) visit(slot, p, Eigen::Map<const Vector<Scalar>>(p.grad, p.size));
+        ++slot;
+      }
+  };
+  // global_clipnorm scales every gradient by the norm of all of them: that norm comes first.
+  if (optimizer_->needs_global_norm())
+    for_each_trainable([&](std::size_t, const auto&, const auto& grad) { optimizer_->add_to_global_norm(grad); });
+  for_each_trainable([&](std::size_t slot, const auto& p, const auto& grad) {
+    optimizer_->update(slot, p.values(), grad, p.name);  // the name, for exclude_from_weight_decay
+  });
 }
 
 template <class Scalar>

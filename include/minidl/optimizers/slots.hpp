@@ -2,15 +2,19 @@
 //
 // One slot per parameter tensor of the model, in the order Sequential passes
 // them to build(); each slot holds a fixed number of zeroed vectors of the
-// tensor's size (SGD with momentum: v; Adam: m and v; RMSprop: v). Everything is
-// allocated by build(), so update() allocates nothing.
+// tensor's size (SGD with momentum: v; Adam: m, v and with amsgrad v̂; RMSprop:
+// v, then the momentum and the mean gradient if used). Everything is allocated
+// by build(), so update() allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
-#include "optimizer.hpp"
+#include "../error.hpp"
+#include "../tensor.hpp"
 
 namespace minidl {
 namespace detail {
@@ -34,12 +38,13 @@ class OptimizerSlots {
 
   /// Throws unless update(slot, value, grad) may run: after build() and
   /// begin_step(), on a slot that build() made, with the sizes it was made for.
-  void check_update(const Optimizer<Scalar>& optimizer, std::size_t slot, Index value_size, Index grad_size) const {
-    const char* type = optimizer.type();
+  /// `type` names the optimizer, `iterations` is its step count.
+  void check_update(const char* type, std::int64_t iterations, std::size_t slot, Index value_size,
+                    Index grad_size) const {
     if (!built_)
       throw StateError(message(type, ": update() before build(); build() (which compile() calls) allocates the "
                                      "optimizer state"));
-    if (optimizer.iterations() == 0)
+    if (iterations == 0)
       throw StateError(message(type, ": update() before begin_step(); call begin_step() once per training step, "
                                      "before that step's updates"));
     if (slot >= sizes_.size())
@@ -57,6 +62,9 @@ class OptimizerSlots {
   const Vector<Scalar>& operator()(std::size_t slot, std::size_t k) const { return state_[slot * per_slot_ + k]; }
   /// Number of slots build() made.
   std::size_t size() const { return sizes_.size(); }
+  bool built() const { return built_; }
+  /// The size of the largest slot (0 if none).
+  Index largest() const { return sizes_.empty() ? 0 : *std::max_element(sizes_.begin(), sizes_.end()); }
 
  private:
   std::vector<Index> sizes_;            // scalars per slot
