@@ -416,3 +416,42 @@ TEST_CASE("set_num_threads and num_threads") {
   set_num_threads(0);  // back to the default
   CHECK(num_threads() == before);
 }
+
+TEST_CASE_TEMPLATE("allocations: weight decay, each clipping, schedules, AMSGrad and centered RMSprop", Scalar, float,
+                   double) {
+  // Clipping writes into a buffer build() allocates, the global norm is a sum kept in the optimizer, the names
+  // for exclude_from_weight_decay are compared as string views and the schedule is a virtual call: a steady-state
+  // step must still allocate nothing. The frozen case checks that skipped tensors change none of this.
+  const std::vector<Case<Scalar>> cases = {
+      {"Dense, BatchNorm (gamma, beta)", [](Sequential<Scalar>& m) { m.add(BatchNorm<Scalar>(hidden)); }},
+      {"frozen first layers", [](Sequential<Scalar>& m) {
+         m.add(Dense<Scalar>(hidden, hidden, Activation::sigmoid));
+         m.freeze(0, 2);
+       }}};
+  const std::vector<std::string> excluded = {"bias", "gamma", "beta"};
+  SUBCASE("AdamW, AMSGrad, clipnorm, CosineDecay with warm-up") {
+    check_cases(cases, MeanSquaredError{},
+                AdamW<Scalar>(CosineDecay<Scalar>(0, 100, 0.1, 1e-3, 5), Scalar(0.004), Scalar(0.9), Scalar(0.999),
+                              Scalar(1e-7), true)
+                    .exclude_from_weight_decay(excluded)
+                    .set_clipnorm(Scalar(0.5)));
+  }
+  SUBCASE("RMSprop centered with momentum, weight decay, global_clipnorm, ExponentialDecay") {
+    check_cases(cases, MeanSquaredError{},
+                RMSprop<Scalar>(ExponentialDecay<Scalar>(1e-3, 10, 0.9, true), Scalar(0.9), Scalar(1e-7),
+                                Scalar(0.5), true)
+                    .set_weight_decay(Scalar(0.01))
+                    .exclude_from_weight_decay(excluded)
+                    .set_global_clipnorm(Scalar(1)));
+  }
+  SUBCASE("SGD Nesterov, weight decay, clipvalue, PiecewiseConstantDecay") {
+    check_cases(cases, MeanSquaredError{},
+                SGD<Scalar>(PiecewiseConstantDecay<Scalar>({2, 4}, {0.1, 0.05, 0.01}), Scalar(0.9), true)
+                    .set_weight_decay(Scalar(0.01))
+                    .set_clipvalue(Scalar(0.1)));
+  }
+  SUBCASE("Adam, PolynomialDecay with cycle, InverseTimeDecay") {
+    check_cases(cases, MeanSquaredError{}, Adam<Scalar>(PolynomialDecay<Scalar>(1e-3, 3, 1e-4, 2, true)));
+    check_cases(cases, MeanSquaredError{}, Adam<Scalar>(InverseTimeDecay<Scalar>(1e-3, 3, 0.5)));
+  }
+}
