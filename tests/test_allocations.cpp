@@ -417,6 +417,44 @@ TEST_CASE("set_num_threads and num_threads") {
   CHECK(num_threads() == before);
 }
 
+TEST_CASE_TEMPLATE("allocations: the new activations, fused into Dense and Conv2D and as layers", Scalar, float,
+                   double) {
+  // GELU and SiLU keep the pre-activations in a buffer of their own: sized once, like the output.
+  std::vector<Case<Scalar>> cases;
+  for (Activation a : {Activation::leaky_relu, Activation::elu, Activation::gelu, Activation::gelu_approximate,
+                       Activation::silu, Activation::softplus, Activation::relu6})
+    for (bool use_bias : {true, false}) {
+      DenseOptions options;
+      options.use_bias = use_bias;
+      cases.push_back({std::string(to_string(a)) + (use_bias ? "" : ", no bias"),
+                       [=](Sequential<Scalar>& m) { m.add(Dense<Scalar>(hidden, hidden, a, options)); }});
+    }
+  cases.push_back({"LeakyReLU", [](Sequential<Scalar>& m) { m.add(LeakyReLU<Scalar>(0.1)); }});
+  cases.push_back({"ELU", [](Sequential<Scalar>& m) { m.add(ELU<Scalar>(0.5)); }});
+  cases.push_back({"GELU", [](Sequential<Scalar>& m) { m.add(GELU<Scalar>()); }});
+  cases.push_back({"GELU approximate", [](Sequential<Scalar>& m) { m.add(GELU<Scalar>(true)); }});
+  cases.push_back({"SiLU", [](Sequential<Scalar>& m) { m.add(SiLU<Scalar>()); }});
+  cases.push_back({"Softplus", [](Sequential<Scalar>& m) { m.add(Softplus<Scalar>()); }});
+  cases.push_back({"ReLU6", [](Sequential<Scalar>& m) { m.add(ReLU6<Scalar>()); }});
+  check_cases(cases, MeanSquaredError{}, Adam<Scalar>{}, Activation::silu);
+
+  // Images (6, 6, 2): Conv2D 'same' with GELU -> Conv2D 'valid' with SiLU -> global average pooling -> Dense.
+  Conv2DOptions gelu;
+  gelu.padding = Padding::same;
+  gelu.activation = Activation::gelu;
+  Conv2DOptions silu;
+  silu.activation = Activation::silu;
+  Sequential<Scalar> model(3);
+  model.add(Conv2D<Scalar>(Shape{6, 6, 2}, 4, 3, gelu));
+  model.add(Conv2D<Scalar>(4, 2, silu));
+  model.add(GlobalAveragePooling2D<Scalar>());
+  model.add(Dense<Scalar>(4, outputs, Activation::gelu_approximate));
+  model.compile(MeanSquaredError{}, Adam<Scalar>{});
+  const Counts counts = steady_state(model);
+  CHECK(counts.train == 0);
+  CHECK(counts.inference == 0);
+}
+
 TEST_CASE_TEMPLATE("allocations: weight decay, each clipping, schedules, AMSGrad and centered RMSprop", Scalar, float,
                    double) {
   // Clipping writes into a buffer build() allocates, the global norm is a sum kept in the optimizer, the names

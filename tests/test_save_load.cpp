@@ -8,6 +8,7 @@
 #include <fstream>
 #include <minidl/io/model.hpp>
 #include <minidl/minidl.hpp>
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -314,6 +315,79 @@ TEST_CASE_TEMPLATE("save_model then load_model: same layers, options, frozen fla
   }
 }
 
+// Every new activation, fused into Dense and Conv2D (keras.activations'
+// defaults) and as a layer with parameters other than its defaults.
+template <class S>
+Sequential<S> activations_model(std::uint64_t seed) {
+  Sequential<S> model(seed);
+  Conv2DOptions conv;
+  conv.padding = Padding::same;
+  for (Activation a : {Activation::gelu, Activation::silu}) {
+    conv.activation = a;
+    if (model.size() == 0) model.add(Conv2D<S>(Shape{4, 4, 2}, 3, 3, conv));
+    else model.add(Conv2D<S>(3, 2, conv));
+  }
+  model.add(GELU<S>(true));
+  model.add(Flatten<S>());
+  model.add(Dense<S>(model.output_shape().size(), 6, Activation::gelu_approximate));
+  model.add(LeakyReLU<S>(0.1));
+  model.add(Dense<S>(6, 6, Activation::leaky_relu));
+  model.add(ELU<S>(0.5));
+  model.add(Dense<S>(6, 6, Activation::elu));
+  model.add(GELU<S>());
+  model.add(SiLU<S>());
+  model.add(Dense<S>(6, 6, Activation::softplus));
+  model.add(Softplus<S>());
+  model.add(Dense<S>(6, 5, Activation::relu6));
+  model.add(ReLU6<S>());
+  model.add(LeakyReLU<S>());
+  model.add(ELU<S>());
+  return model;
+}
+
+TEST_CASE_TEMPLATE("save_model then load_model: the new activations, fused and as layers, bit for bit", S, float,
+                   double) {
+  const test::TempDir dir("minidl_save_load");
+  auto model = activations_model<S>(2);
+  train(model, 40);
+  save_model(model, dir.file("a.safetensors"));
+  auto loaded = load_model<S>(dir.file("a.safetensors"));
+  check_same_layers(model, loaded);
+  CHECK(bitwise_equal(loaded.get_weights(), model.get_weights()));
+  const Matrix<S> x = inputs(model, 5);
+  CHECK(loaded.predict(x) == model.predict(x));  // bitwise
+  CHECK(dynamic_cast<const Conv2D<S>&>(loaded.layer(1)).activation() == Activation::silu);
+  CHECK(dynamic_cast<const GELU<S>&>(loaded.layer(2)).function().approximate);
+  CHECK(dynamic_cast<const Dense<S>&>(loaded.layer(4)).activation() == Activation::gelu_approximate);
+  CHECK(dynamic_cast<const LeakyReLU<S>&>(loaded.layer(5)).function().negative_slope == 0.1);
+  CHECK(dynamic_cast<const ELU<S>&>(loaded.layer(7)).function().alpha == 0.5);
+  CHECK_FALSE(dynamic_cast<const GELU<S>&>(loaded.layer(9)).function().approximate);
+  CHECK(dynamic_cast<const LeakyReLU<S>&>(loaded.layer(15)).function().negative_slope == 0.3);
+  // The file keeps the parameters under Keras's names, the fused activations by name.
+  const auto arch = nlohmann::json::parse(read_safetensors(dir.file("a.safetensors")).metadata().at(
+      "minidl.architecture"));
+  CHECK(arch["layers"][5]["config"] == nlohmann::json::parse(R"({"negative_slope": 0.1})"));
+  CHECK(arch["layers"][2]["config"] == nlohmann::json::parse(R"({"approximate": true})"));
+  CHECK(arch["layers"][10]["config"] == nlohmann::json::object());
+  CHECK(arch["layers"][4]["config"]["activation"] == "gelu_approximate");
+  // summary names every layer by its type.
+  std::ostringstream summary;
+  loaded.summary(summary);
+  for (const char* type : {"(GELU)", "(LeakyReLU)", "(ELU)", "(SiLU)", "(Softplus)", "(ReLU6)"})
+    CHECK_MESSAGE(summary.str().find(type) != std::string::npos, type);
+}
+
+TEST_CASE("load_model: an invalid activation parameter is a FormatError naming the layer and the value") {
+  const test::TempDir dir("minidl_save_load");
+  const std::string path = dir.file("a.safetensors");
+  save_model(activations_model<double>(1), path);
+  edit_architecture(path, [](nlohmann::json& a) { a["layers"][5]["config"]["negative_slope"] = -0.5; });
+  const std::string error = model_error(path);
+  CHECK_MESSAGE(error.find("layer 5 (LeakyReLU 'leaky_re_lu'): config: LeakyReLU: negative_slope must be a finite "
+                           "number >= 0, got -0.5") != std::string::npos,
+                error);
+}
+
 TEST_CASE("save_model keeps every option: BatchNorm conventions and policies, seeds, initializers, padding") {
   const test::TempDir dir("minidl_save_load");
   auto model = conv_model<double>(1);
@@ -389,7 +463,7 @@ TEST_CASE("load_model: a malformed or unknown architecture is a FormatError nami
   check([](Json& a) { a["layers"][2]["config"]["rate"] = 1.5; }, "layer 2 (Dropout 'dropout'): config: Dropout");
   check([](Json& a) { a["layers"][1]["config"]["convention"] = "caffe"; },
         "field 'convention' must be one of keras, pytorch, got 'caffe'");
-  check([](Json& a) { a["layers"][0]["config"]["activation"] = "gelu"; }, "field 'activation' must be one of");
+  check([](Json& a) { a["layers"][0]["config"]["activation"] = "mish"; }, "field 'activation' must be one of");
   check([](Json& a) { a["layers"][0]["config"]["seed"] = -4; }, "field 'seed' must be null or an integer >= 0");
   check([](Json& a) { a["layers"][4]["frozen"] = "yes"; }, "layer 4: field 'frozen' must be true or false");
   check([](Json& a) { a["layers"][5]["name"] = "dense"; },

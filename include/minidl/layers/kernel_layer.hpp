@@ -7,6 +7,14 @@
 // every output position (M = N·H_out·W_out), so that Z, stored row-major, is
 // already the output batch. Both store K as a fan_in x units matrix, which in
 // C order is Keras's layout: (inputs, units) for Dense, (kh, kw, C, F) for Conv2D.
+//
+// The fused activation is any Activation, with keras.activations' default
+// parameters (leaky_relu: negative_slope 0.2; elu: alpha 1.0; gelu: exact;
+// gelu_approximate: the tanh form); for other parameters, follow a linear
+// layer with an activation layer. Its derivative comes from the output y,
+// which every layer keeps, but for gelu, gelu_approximate and silu, whose
+// derivative needs Z: only for those the layer also keeps Z, in a buffer of
+// the output's size (allocated when the batch size changes, not per step).
 #pragma once
 
 #include <cstdint>
@@ -80,12 +88,16 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
     initialized_ = true;
   }
 
-  /// y = act(rows·K + b), the product written into y viewed as rows.rows() x units.
+  /// y = act(rows·K + b), the product written into y viewed as rows.rows() x units,
+  /// or into Z (y's size) when the activation's derivative needs it.
   template <class In>
-  void apply(const In& rows, Matrix<Scalar>& y) const {
-    Rows z(y.data(), rows.rows(), kernel_.cols());
+  void apply(const In& rows, Matrix<Scalar>& y) {
+    const bool keep_z = backward_reads_input(settings_.activation);
+    if (keep_z) z_.resize(y.rows(), y.cols());
+    Rows z(keep_z ? z_.data() : y.data(), rows.rows(), kernel_.cols());
     detail::gemm(rows, kernel_, z, /*accumulate=*/false, settings_.use_bias ? bias_.data() : nullptr);
-    activate(settings_.activation, y, y, kernel_.cols());  // in place; softmax over the units
+    // In place unless Z is kept; softmax normalizes over the units.
+    activate(settings_.activation, keep_z ? z_ : y, y, kernel_.cols());
   }
 
   /// dLoss/dZ from dLoss/dy (N x output size): act'(y) ⊙ dy, or dy itself
@@ -93,7 +105,7 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
   const Matrix<Scalar>& activation_gradient(const Matrix<Scalar>& dy) {
     if (settings_.activation == Activation::linear) return dy;
     dz_.resize(dy.rows(), dy.cols());
-    activation_backward(settings_.activation, this->output(), dy, dz_, kernel_.cols());
+    activation_backward(settings_.activation, z_, this->output(), dy, dz_, kernel_.cols());
     return dz_;
   }
   /// dK = rowsᵀ·dZ and db = Σ_rows dZ, unless the layer is frozen.
@@ -130,10 +142,9 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
         .set("seed", settings_.seed);
   }
   static KernelSettings read_settings(const LayerConfig& config) {
-    using A = Activation;
     using I = Initializer;
     KernelSettings s;
-    s.activation = config.choice("activation", {A::linear, A::relu, A::sigmoid, A::tanh, A::softmax});
+    s.activation = config.choice("activation", all_activations);
     s.use_bias = config.boolean("use_bias");
     s.kernel_initializer =
         config.choice("kernel_initializer", {I::glorot_uniform, I::he_uniform, I::he_normal, I::zeros});
@@ -151,6 +162,7 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
   Vector<Scalar> bias_;         // units (0 without a bias)
   Vector<Scalar> grad_bias_;    // units (0 without a bias): dLoss/db
   Matrix<Scalar> dz_;           // N x output size: dLoss/dZ, resized when the batch size changes
+  Matrix<Scalar> z_;            // N x output size: Z, kept only if the activation's derivative needs it
 };
 
 }  // namespace minidl

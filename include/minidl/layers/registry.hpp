@@ -112,6 +112,12 @@ class LayerRegistry {
     add<Tanh<Scalar>>("Tanh");
     add<Softmax<Scalar>>("Softmax");
     add<Linear<Scalar>>("Linear");
+    add<LeakyReLU<Scalar>>("LeakyReLU");
+    add<ELU<Scalar>>("ELU");
+    add<GELU<Scalar>>("GELU");
+    add<SiLU<Scalar>>("SiLU");
+    add<Softplus<Scalar>>("Softplus");
+    add<ReLU6<Scalar>>("ReLU6");
   }
 
   std::map<std::string, Creator> creators_;
