@@ -14,7 +14,11 @@
 //   BatchNormalization       convention ("keras" | "pytorch"), momentum, epsilon,
 //                            cumulative_average, frozen_policy
 //                            ("moving_statistics" | "batch_statistics")
-//   Flatten, GlobalAveragePooling2D, ReLU, Sigmoid, Tanh, Softmax, Linear: {}
+//   LeakyReLU                negative_slope
+//   ELU                      alpha
+//   GELU                     approximate (true: the tanh form)
+//   Flatten, GlobalAveragePooling2D, ReLU, Sigmoid, Tanh, Softmax, Linear,
+//   SiLU, Softplus, ReLU6:   {}
 //   a registered user type   whatever its config() writes
 // "seed" is an unsigned integer or null. Every field a layer reads is
 // required; unknown fields are ignored. load_model makes each layer through
