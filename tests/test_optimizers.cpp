@@ -700,10 +700,16 @@ TEST_CASE_TEMPLATE("Keras's test_fit_lr_correctness: Adam with ExponentialDecay 
   for (std::size_t e = 0; e < 3; ++e) CHECK(history["loss"][e] == doctest::Approx(keras[e]).epsilon(5e-5));
   CHECK(model.optimizer().iterations() == 12);
 
-  // A callback that sets the learning rate of a scheduled optimizer fails the fit with the optimizer's error.
+  // A callback that sets the learning rate of a scheduled optimizer fails the fit with the optimizer's error
+  // (compiled again: at step 0, the callback asks for schedule(0)/2 = 0.025).
+  model.compile(minidl::MeanSquaredError{}, minidl::Adam<Scalar>(minidl::ExponentialDecay<Scalar>(0.05, 1, 0.9)));
   auto scheduler = std::make_shared<minidl::LearningRateScheduler<Scalar>>([](int, Scalar lr) { return lr / 2; });
   options.callbacks = {scheduler};
-  CHECK_THROWS_AS(model.fit(x, x, options), minidl::StateError);
+  CHECK_THROWS_WITH_AS(model.fit(x, x, options),
+                       "Adam: set_learning_rate(0.025): the learning rate follows the schedule ExponentialDecay given "
+                       "to the constructor and cannot be set; construct the optimizer with a number as its learning "
+                       "rate to set it (LearningRateScheduler and ReduceLROnPlateau need one)",
+                       minidl::StateError);
 }
 
 TEST_CASE_TEMPLATE("Sequential passes tensor names: exclude_from_weight_decay({\"bias\"}) leaves biases undecayed",

@@ -112,7 +112,8 @@ class Optimizer {
     ++global_norm_terms_;
   }
   /// Updates one parameter tensor in place from its gradient; `name` ("kernel",
-  /// "bias", ...) is matched against exclude_from_weight_decay.
+  /// "bias", ...) is matched against exclude_from_weight_decay (an empty name
+  /// matches none of them, so the tensor is decayed).
   void update(std::size_t slot, Eigen::Map<Vector<Scalar>> value, Eigen::Map<const Vector<Scalar>> grad,
               std::string_view name = {}) {
     slots_.check_update(type_, iterations_, slot, value.size(), grad.size());
