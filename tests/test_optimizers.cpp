@@ -830,3 +830,30 @@ TEST_CASE_TEMPLATE("clone copies the variants, weight decay, clipping and state"
     CHECK(bitwise_equal(theta, theta_copy));
   }
 }
+
+TEST_CASE_TEMPLATE("Sequential clips by the norm of all the step's gradients with global_clipnorm", Scalar, float,
+                   double) {
+  // Plain SGD at lr 1 moves the weights by −g·c/N when the global norm N exceeds c: the whole step then has
+  // norm exactly c. Per-tensor clipping (clipnorm) would give each of the four tensors norm c instead.
+  auto step_norm = [](const minidl::SGD<Scalar>& opt) {
+    minidl::Sequential<Scalar> model(3);
+    model.add(minidl::Dense<Scalar>(3, 4, minidl::Activation::tanh));
+    model.add(minidl::Dense<Scalar>(2));
+    model.compile(minidl::MeanSquaredError{}, opt);
+    minidl::Matrix<Scalar> x(4, 3), y(4, 2);
+    for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<Scalar>(static_cast<double>(i % 7) - 3);
+    for (Index i = 0; i < y.size(); ++i) y.data()[i] = static_cast<Scalar>(5 * static_cast<double>(i % 3));
+    const auto before = model.get_weights();
+    model.train_on_batch(x, y);
+    const auto after = model.get_weights();
+    double squared = 0;
+    for (std::size_t k = 0; k < before.size(); ++k)
+      squared += static_cast<double>((after[k] - before[k]).squaredNorm());
+    return std::sqrt(squared);
+  };
+  const double c = 1e-3;
+  CHECK(step_norm(minidl::SGD<Scalar>(Scalar(1)).set_global_clipnorm(Scalar(c))) ==
+        doctest::Approx(c).epsilon(tolerance<Scalar>(1e-4, 1e-9)));
+  CHECK(step_norm(minidl::SGD<Scalar>(Scalar(1)).set_clipnorm(Scalar(c))) ==
+        doctest::Approx(2 * c).epsilon(tolerance<Scalar>(1e-4, 1e-9)));  // sqrt(4)·c
+}
