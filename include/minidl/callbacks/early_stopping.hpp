@@ -73,7 +73,9 @@ class EarlyStopping : public Callback<Scalar> {
   }
 
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
-    if (epoch < options_.start_from_epoch) return;
+    // An epoch that did not validate (fit's validation_freq) has no val_*:
+    // it is skipped, as Keras skips an epoch without the monitored value.
+    if (epoch < options_.start_from_epoch || !logs.contains(options_.monitor)) return;
     const double current = logs[options_.monitor];
     if (options_.restore_best_weights && !has_best_weights_) remember(model, epoch);  // the first are the best so far
     ++wait_;
@@ -117,8 +119,8 @@ class EarlyStopping : public Callback<Scalar> {
   static bool resolve_minimize(const std::string& monitor, MonitorMode mode) {
     if (mode != MonitorMode::automatic) return mode == MonitorMode::min;
     const std::string name = monitor.rfind("val_", 0) == 0 ? monitor.substr(4) : monitor;
-    if (name == "loss" || name == metric_name(Metric::mae)) return true;
-    if (name == metric_name(Metric::accuracy)) return false;
+    if (name == "loss" || builtin_metric_direction(name) == MetricDirection::down) return true;
+    if (builtin_metric_direction(name) == MetricDirection::up) return false;
     throw ValueError(detail::message("EarlyStopping: cannot tell whether monitor '", monitor,
                                      "' should be minimized or maximized; set mode to MonitorMode::min or max"));
   }
