@@ -493,3 +493,48 @@ TEST_CASE_TEMPLATE("allocations: weight decay, each clipping, schedules, AMSGrad
     check_cases(cases, MeanSquaredError{}, Adam<Scalar>(InverseTimeDecay<Scalar>(1e-3, 3, 0.5)));
   }
 }
+
+TEST_CASE_TEMPLATE("allocations: weighted fit steps, every new loss and metric, train_on_batch with weights", Scalar,
+                   float, double) {
+  const Index batches = 6;
+  const int epochs = 3;
+  const Matrix<Scalar> x = uniform<Scalar>(batches * batch, inputs, 5);
+  Matrix<Scalar> labels(x.rows(), 1);
+  for (Index i = 0; i < x.rows(); ++i) labels(i, 0) = static_cast<Scalar>(i % outputs);
+  const Matrix<Scalar> y = one_hot_targets<Scalar>(x.rows());
+  const Metric custom = Metric::custom("abs", [](const auto& t, const auto& p) {
+    return (t - p).cwiseAbs().rowwise().sum();  // an expression: evaluated into nothing
+  });
+  const auto run = [&](auto loss, const Matrix<Scalar>& targets, std::vector<Metric> metrics) {
+    auto model = make_model<Scalar>([](Sequential<Scalar>&) {}, Activation::softmax);
+    model.compile(loss, Adam<Scalar>{}, std::move(metrics));
+    std::vector<long> counter_at_batch_end;
+    counter_at_batch_end.reserve(static_cast<std::size_t>(batches * epochs));
+    auto record = std::make_shared<LambdaCallback<Scalar>>();
+    record->batch_end = [&](Sequential<Scalar>&, Index, const Logs&) {
+      counter_at_batch_end.push_back(counting::allocations.load());
+    };
+    FitOptions<Scalar> options;
+    options.batch_size = batch;
+    options.epochs = epochs;
+    options.verbose = 0;
+    options.sample_weight = Vector<Scalar>::LinSpaced(x.rows(), Scalar(0.5), Scalar(2));
+    options.callbacks = {record};
+    allocations_in([&] { model.fit(x, targets, options); });
+    REQUIRE(counter_at_batch_end.size() == static_cast<std::size_t>(batches * epochs));
+    for (int epoch = 1; epoch < epochs; ++epoch)
+      for (Index b = 1; b < batches; ++b) {
+        const auto i = static_cast<std::size_t>(epoch * batches + b);
+        INFO("epoch ", epoch, ", batch ", b);
+        CHECK(counter_at_batch_end[i] - counter_at_batch_end[i - 1] == 0);
+      }
+    // train_on_batch with weights, after a first call sized its buffers.
+    const Vector<Scalar> w = Vector<Scalar>::Constant(batch, Scalar(1.5));
+    model.train_on_batch(x.topRows(batch), targets.topRows(batch), w);
+    CHECK(allocations_in([&] { model.train_on_batch(x.topRows(batch), targets.topRows(batch), w); }) == 0);
+  };
+  run(CategoricalCrossentropy{false, 0.1}, y,
+      {Metric::accuracy, Metric::mse, Metric::top_k_categorical_accuracy(2), custom});
+  run(SparseCategoricalCrossentropy{}, labels, {Metric::accuracy, Metric::sparse_top_k_categorical_accuracy(2)});
+  run(Huber{0.5}, y, {Metric::mae, Metric::binary_accuracy});
+}

@@ -653,3 +653,22 @@ TEST_CASE("TerminateOnNaN: a loss that overflows on the first batch leaves the i
   CHECK_FALSE(terminate->terminated());
   CHECK(terminate->message().empty());
 }
+
+TEST_CASE("ReduceLROnPlateau refuses a scheduled optimizer when fit starts, before any step") {
+  const auto x = test::uniform<double>(16, 3, 30);
+  const auto y = test::uniform<double>(16, 1, 31);
+  Sequential<double> model(7);
+  model.add(Dense<double>(3, 1));
+  model.compile(MeanSquaredError{}, SGD<double>(ExponentialDecay<double>(0.1, 10, 0.5)));
+  const auto before = model.get_weights();
+  ReduceLROnPlateauOptions options;
+  options.monitor = "loss";
+  FitOptions<double> fit = quiet<double>(3, 8);
+  fit.callbacks = {std::make_shared<ReduceLROnPlateau<double>>(options)};
+  CHECK_THROWS_WITH_AS(model.fit(x, y, fit),
+                       "ReduceLROnPlateau: the optimizer's learning rate follows the schedule ExponentialDecay, which "
+                       "it cannot reduce; give the optimizer a number as its learning rate",
+                       StateError);
+  CHECK(bitwise_equal(model.get_weights(), before));
+  CHECK(model.optimizer().iterations() == 0);
+}

@@ -383,7 +383,8 @@ TEST_CASE_TEMPLATE("cross-entropy targets outside [0, 1] are a ValueError naming
   const auto weights = model.get_weights();
   CHECK_THROWS_WITH_AS(model.fit(x, labels, quiet<T>()),
                        "Sequential::fit: y holds 2 at row 2, column 0, outside [0, 1], the range of "
-                       "binary_crossentropy's targets (probabilities; class labels need one_hot)",
+                       "binary_crossentropy's targets (probabilities; class indices need "
+                       "sparse_categorical_crossentropy or one_hot)",
                        ValueError);
   CHECK_THROWS_AS(model.evaluate(x, labels), ValueError);
   CHECK_THROWS_AS(model.train_on_batch(x, labels), ValueError);
@@ -393,7 +394,8 @@ TEST_CASE_TEMPLATE("cross-entropy targets outside [0, 1] are a ValueError naming
   with_validation.validation_data = ValidationData<T>{x, labels};
   CHECK_THROWS_WITH_AS(model.fit(x, probabilities, with_validation),
                        "Sequential::fit (validation_data): y holds 2 at row 2, column 0, outside [0, 1], the range of "
-                       "binary_crossentropy's targets (probabilities; class labels need one_hot)",
+                       "binary_crossentropy's targets (probabilities; class indices need "
+                       "sparse_categorical_crossentropy or one_hot)",
                        ValueError);
   CHECK(bitwise_equal(weights, model.get_weights()));
   CHECK(model.optimizer().iterations() == 0);
@@ -407,11 +409,111 @@ TEST_CASE_TEMPLATE("cross-entropy targets outside [0, 1] are a ValueError naming
   one_hot_y(7, 1) = T(-0.5);
   CHECK_THROWS_WITH_AS(classifier.evaluate(x, one_hot_y),
                        "Sequential::evaluate: y holds -0.5 at row 7, column 1, outside [0, 1], the range of "
-                       "categorical_crossentropy's targets (probabilities; class labels need one_hot)",
+                       "categorical_crossentropy's targets (probabilities; class indices need "
+                       "sparse_categorical_crossentropy or one_hot)",
                        ValueError);
   // Regression losses take any finite target.
   Sequential<T> regression(5);
   regression.add(Dense<T>(6, 1));
   regression.compile(MeanSquaredError{}, SGD<T>{});
   CHECK_NOTHROW(regression.evaluate(x, labels));
+}
+
+TEST_CASE_TEMPLATE("sparse labels: fit on class indices equals fit on their one-hot rows, bit for bit", T, float,
+                   double) {
+  // Keras's sparse_categorical_crossentropy is categorical_crossentropy of
+  // one_hot(labels); "accuracy" resolves to sparse categorical accuracy.
+  const Matrix<T> x = random_matrix<T>(40, 6, 41);
+  Matrix<T> labels(40, 1);
+  Matrix<T> one_hot_y = Matrix<T>::Zero(40, 3);
+  for (Index i = 0; i < 40; ++i) {
+    labels(i, 0) = static_cast<T>((i * 7) % 3);
+    one_hot_y(i, (i * 7) % 3) = 1;
+  }
+  for (bool from_logits : {false, true}) {
+    const Activation output = from_logits ? Activation::linear : Activation::softmax;
+    Sequential<T> sparse(5), dense(5);
+    for (auto* model : {&sparse, &dense}) {
+      model->add(Dense<T>(6, 8, Activation::relu));
+      model->add(Dense<T>(8, 3, output));
+    }
+    sparse.compile(SparseCategoricalCrossentropy{from_logits}, Adam<T>{}, {Metric::accuracy});
+    dense.compile(CategoricalCrossentropy{from_logits}, Adam<T>{}, {Metric::accuracy});
+    FitOptions<T> options = quiet<T>(3, 16);
+    options.validation_split = 0.25;
+    const History a = sparse.fit(x, labels, options);
+    const History b = dense.fit(x, one_hot_y, options);
+    CHECK(bitwise_equal(sparse.get_weights(), dense.get_weights()));
+    CHECK(a.loss() == b.loss());
+    CHECK(a["accuracy"] == b["accuracy"]);
+    CHECK(a.val_loss() == b.val_loss());
+    CHECK(a["val_accuracy"] == b["val_accuracy"]);
+    CHECK(sparse.evaluate(x, labels) == dense.evaluate(x, one_hot_y));
+  }
+}
+
+TEST_CASE_TEMPLATE("sparse labels: one column of whole numbers from 0 to C - 1, else an error naming the value", T,
+                   float, double) {
+  const Matrix<T> x = random_matrix<T>(10, 6, 43);
+  Sequential<T> model(6);
+  model.add(Dense<T>(6, 4, Activation::softmax));
+  model.compile(SparseCategoricalCrossentropy{}, SGD<T>{});
+  const auto weights = model.get_weights();
+  Matrix<T> labels = Matrix<T>::Zero(10, 1);
+  labels(3, 0) = 4;
+  CHECK_THROWS_WITH_AS(model.fit(x, labels, quiet<T>()),
+                       "Sequential::fit: y holds 4 at row 3, column 0, expected a class index (a whole number in "
+                       "[0, 3]) for sparse_categorical_crossentropy",
+                       ValueError);
+  labels(3, 0) = T(1.5);
+  CHECK_THROWS_AS(model.train_on_batch(x, labels), ValueError);
+  labels(3, 0) = -1;
+  CHECK_THROWS_AS(model.evaluate(x, labels), ValueError);
+  const Matrix<T> one_hot_y = Matrix<T>::Zero(10, 4);
+  CHECK_THROWS_WITH_AS(model.fit(x, one_hot_y, quiet<T>()),
+                       "Sequential::fit: y has 4 columns, expected 1 (a class index per sample, for "
+                       "sparse_categorical_crossentropy; one-hot rows need categorical_crossentropy)",
+                       ShapeError);
+  CHECK(bitwise_equal(weights, model.get_weights()));
+  CHECK(model.optimizer().iterations() == 0);
+}
+
+TEST_CASE("compile warns once when a from_logits loss follows a softmax or sigmoid output, as Keras 3") {
+  std::ostringstream warnings;
+  set_warning_stream(&warnings);
+  const auto compile_with = [&](Activation last, const auto& loss) {
+    warnings.str("");
+    Sequential<float> model(1);
+    model.add(Dense<float>(4, 3, last));
+    model.compile(loss, SGD<float>{});
+    return warnings.str();
+  };
+  CHECK(compile_with(Activation::softmax, CategoricalCrossentropy{true}) ==
+        "minidl warning: Sequential::compile: categorical_crossentropy has from_logits = true, but the last layer, "
+        "Dense 'dense', ends with a softmax activation: its outputs are probabilities, not logits. Was this "
+        "intended? (use from_logits = false, or a linear last layer)\n");
+  CHECK(compile_with(Activation::sigmoid, BinaryCrossentropy{true}).find("ends with a sigmoid activation") !=
+        std::string::npos);
+  CHECK(!compile_with(Activation::softmax, SparseCategoricalCrossentropy{true}).empty());
+  // No warning: logits into a from_logits loss, probabilities into a probability loss, or an activation
+  // the loss does not undo (Keras checks softmax for the categorical losses, sigmoid for the binary one).
+  CHECK(compile_with(Activation::linear, CategoricalCrossentropy{true}).empty());
+  CHECK(compile_with(Activation::softmax, CategoricalCrossentropy{}).empty());
+  CHECK(compile_with(Activation::sigmoid, CategoricalCrossentropy{true}).empty());
+  CHECK(compile_with(Activation::softmax, MeanSquaredError{}).empty());
+  // A Softmax layer at the end counts too.
+  warnings.str("");
+  Sequential<float> layered(2);
+  layered.add(Dense<float>(4, 3));
+  layered.add(Softmax<float>());
+  layered.compile(CategoricalCrossentropy{true}, SGD<float>{});
+  CHECK(warnings.str().find("the last layer, Softmax 'softmax', ends with a softmax activation") != std::string::npos);
+  // Silenced: nothing is written anywhere.
+  warnings.str("");
+  set_warning_stream(nullptr);
+  Sequential<float> silent(3);
+  silent.add(Dense<float>(4, 3, Activation::softmax));
+  CHECK_NOTHROW(silent.compile(CategoricalCrossentropy{true}, SGD<float>{}));
+  set_warning_stream(&std::cerr);
+  CHECK(warnings.str().empty());
 }

@@ -4,13 +4,18 @@
 // C++17:  minidl::FitOptions<float> options;  options.batch_size = 32;  ...  model.fit(x, y, options);
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "callbacks/callback.hpp"
+#include "error.hpp"
 #include "tensor.hpp"
 
 namespace minidl {
@@ -18,8 +23,43 @@ namespace minidl {
 /// Data evaluated at the end of every epoch. Held by copy, so temporaries are safe.
 template <class Scalar>
 struct ValidationData {
+  ValidationData(Matrix<Scalar> x_, Matrix<Scalar> y_, std::optional<Vector<Scalar>> sample_weight_ = {})
+      : x(std::move(x_)), y(std::move(y_)), sample_weight(std::move(sample_weight_)) {}
   Matrix<Scalar> x;  ///< N x input size
-  Matrix<Scalar> y;  ///< N x output size
+  Matrix<Scalar> y;  ///< N x output size (sparse labels: N x 1)
+  std::optional<Vector<Scalar>> sample_weight;  ///< N weights for val_loss and val_<metric>, as fit's
+};
+
+/// Which epochs validate, as Keras's `validation_freq`: every n-th epoch
+/// (`validation_freq = 2` validates after epochs 2, 4, ...), or the listed
+/// epochs (`validation_freq = {1, 5, 10}`), counted from 1 as Keras does. An
+/// epoch that does not validate has no val_* values in its logs or History.
+class ValidationFrequency {
+ public:
+  ValidationFrequency(int every = 1) : every_(every) {}  // NOLINT: implicit, as Keras's int argument
+  ValidationFrequency(std::initializer_list<int> epochs) : epochs_(epochs) {}
+  explicit ValidationFrequency(std::vector<int> epochs) : epochs_(std::move(epochs)) {}
+
+  /// Whether epoch `epoch` (0-based, as fit counts) validates.
+  bool validates(int epoch) const {
+    if (epochs_.empty()) return (epoch + 1) % every_ == 0;
+    for (int e : epochs_)
+      if (e == epoch + 1) return true;
+    return false;
+  }
+  /// Throws ValueError unless every count is >= 1.
+  void check(const char* call) const {
+    if (epochs_.empty() && every_ < 1)
+      throw ValueError(detail::message(call, ": validation_freq must be >= 1, got ", every_));
+    for (std::size_t i = 0; i < epochs_.size(); ++i)
+      if (epochs_[i] < 1)
+        throw ValueError(detail::message(call, ": validation_freq[", i, "] is ", epochs_[i],
+                                         ", expected an epoch number >= 1 (epochs count from 1)"));
+  }
+
+ private:
+  int every_ = 1;
+  std::vector<int> epochs_;  // when not empty, the validating epochs (1-based)
 };
 
 template <class Scalar>
@@ -27,6 +67,20 @@ struct FitOptions {
   Index batch_size = 32;                                  ///< > 0; the last batch of an epoch may be smaller
   int epochs = 1;                                         ///< >= 0
   std::optional<ValidationData<Scalar>> validation_data{};///< evaluated after each epoch: val_loss, val_<metric>
+  /// In [0, 1): the last fraction of x and y (floor(N·(1 − split)) onwards,
+  /// taken before any shuffling, as Keras) is held out as validation data.
+  /// Giving validation_data too is a ValueError (Keras lets validation_data win).
+  double validation_split = 0;
+  ValidationFrequency validation_freq = 1;                ///< which epochs validate (every one by default)
+  /// One weight per row of x (finite, >= 0), as Keras's sample_weight: the
+  /// loss of a batch is Σ w_i ℓ_i / n, a metric Σ w_i m_i / Σ w_i. With
+  /// validation_split the held-out rows keep theirs for validation.
+  std::optional<Vector<Scalar>> sample_weight{};
+  /// Keras's class_weight, {class index: weight}: a training sample weighs its
+  /// class's (classes not listed: 1). Its class is the argmax of a y row, or
+  /// the rounded value of a one-column y. Not with sample_weight (Keras: neither).
+  std::map<int, double> class_weight{};
+  std::optional<Index> validation_batch_size{};           ///< unset: batch_size
   bool shuffle = true;                                    ///< reshuffle the samples before every epoch
   std::uint64_t seed = 0;                                 ///< seed of the shuffling
   int verbose = 1;                                        ///< 0 silent, 1 progress bar, 2 one line per epoch
@@ -38,4 +92,22 @@ struct FitOptions {
   std::vector<std::shared_ptr<Callback<Scalar>>> callbacks{};
 };
 
+namespace detail {
+
+/// The rows fit trains on when the last `split` of `samples` rows is held out
+/// for validation: floor(samples·(1 − split)), as Keras (in double). Throws
+/// ValueError for a split outside [0, 1) or one that leaves either part empty.
+inline Index validation_split_point(Index samples, double split) {
+  if (!(split >= 0 && split < 1))
+    throw ValueError(message("Sequential::fit: validation_split must be in [0, 1), got ", split));
+  if (split == 0) return samples;
+  const auto point = static_cast<Index>(std::floor(static_cast<double>(samples) * (1.0 - split)));
+  if (point == 0 || point == samples)
+    throw ValueError(message("Sequential::fit: validation_split = ", split, " of ", samples, " samples leaves ",
+                             point, " for training and ", samples - point,
+                             " for validation; both need at least one (more data, or another split)"));
+  return point;
+}
+
+}  // namespace detail
 }  // namespace minidl

@@ -116,10 +116,11 @@ class Layer {
   const std::string& name() const { return name_; }
   void set_name(std::string name) { name_ = std::move(name); }
 
-  /// The constructor arguments that make this layer again (Keras's
-  /// get_config()), which save_model writes and the type's from_config()
-  /// reads (layers/registry.hpp). Default: none.
+  /// The constructor arguments that make this layer again (Keras's get_config()), which save_model writes
+  /// and the type's from_config() reads (layers/registry.hpp). Default: none.
   virtual LayerConfig config() const { return {}; }
+  /// The activation its output ends with ("softmax", "sigmoid", ...; ""): for compile's from_logits warning.
+  virtual const char* output_activation() const { return ""; }
   /// The weight tensors the layer has once built with `input`, in Keras's
   /// layout: what load_model checks a file against before it allocates them,
   /// and the shapes parameters() and state() report. Default: not declared

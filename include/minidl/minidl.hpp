@@ -33,5 +33,6 @@
 #include "sequential.hpp"
 #include "tensor.hpp"
 #include "threads.hpp"
+#include "warnings.hpp"
 // Last: with MINIDL_PRECOMPILED (minidl::precompiled), the extern template declarations.
 #include "precompiled.hpp"

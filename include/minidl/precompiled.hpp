@@ -30,7 +30,9 @@
 #include "losses.hpp"
 #include "model/loss_function.hpp"
 #include "optimizers/adam.hpp"
+#include "optimizers/adamw.hpp"
 #include "optimizers/rmsprop.hpp"
+#include "optimizers/schedules.hpp"
 #include "optimizers/sgd.hpp"
 #include "sequential.hpp"
 
@@ -40,7 +42,7 @@
 #define MINIDL_INSTANTIATE_LAYER(KEYWORD, Type, S) \
   KEYWORD class LayerBase<Type, S>;                \
   KEYWORD class Type;
-#define MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, A)                       \
+#define MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, A)                                                                 \
   KEYWORD class LayerBase<ActivationLayer<S, Activation::A>, S>; \
   KEYWORD class ActivationLayer<S, Activation::A>;
 
@@ -61,6 +63,12 @@
   MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, tanh)                                                                    \
   MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, softmax)                                                                 \
   MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, linear)                                                                  \
+  MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, leaky_relu)                                                              \
+  MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, elu)                                                                     \
+  MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, gelu)                                                                    \
+  MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, silu)                                                                    \
+  MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, softplus)                                                                \
+  MINIDL_INSTANTIATE_ACTIVATION(KEYWORD, S, relu6)                                                                   \
   KEYWORD class Pooling2D<MaxPooling2D<S>, S>;                                                                     \
   KEYWORD class Pooling2D<AveragePooling2D<S>, S>;                                                                 \
   MINIDL_INSTANTIATE_LAYER(KEYWORD, MaxPooling2D<S>, S)                                                            \
@@ -70,11 +78,26 @@
   KEYWORD class SGD<S>;                                                                                            \
   KEYWORD class Adam<S>;                                                                                           \
   KEYWORD class RMSprop<S>;                                                                                        \
+  KEYWORD class OptimizerBase<SGD<S>, S>;                                                                          \
+  KEYWORD class OptimizerBase<RMSprop<S>, S>;                                                                      \
+  KEYWORD class OptimizerBase<Adam<S>, S>;                                                                         \
+  KEYWORD class OptimizerBase<AdamW<S>, S>;                                                                        \
+  KEYWORD class detail::AdamRule<Adam<S>, S>;                                                                      \
+  KEYWORD class detail::AdamRule<AdamW<S>, S>;                                                                     \
+  KEYWORD class AdamW<S>;                                                                                          \
+  KEYWORD class LearningRate<S>;                                                                                   \
+  KEYWORD class ExponentialDecay<S>;                                                                               \
+  KEYWORD class InverseTimeDecay<S>;                                                                               \
+  KEYWORD class PiecewiseConstantDecay<S>;                                                                         \
+  KEYWORD class PolynomialDecay<S>;                                                                                \
+  KEYWORD class CosineDecay<S>;                                                                                    \
   KEYWORD class detail::LossFunctionBase<S>;                                                                       \
   KEYWORD class detail::LossFunction<S, MeanSquaredError>;                                                         \
   KEYWORD class detail::LossFunction<S, MeanAbsoluteError>;                                                        \
   KEYWORD class detail::LossFunction<S, BinaryCrossentropy>;                                                       \
   KEYWORD class detail::LossFunction<S, CategoricalCrossentropy>;                                                  \
+  KEYWORD class detail::LossFunction<S, SparseCategoricalCrossentropy>;                                            \
+  KEYWORD class detail::LossFunction<S, Huber>;                                                                    \
   KEYWORD class Callback<S>;                                                                                       \
   KEYWORD class EarlyStopping<S>;                                                                                  \
   KEYWORD class ReduceLROnPlateau<S>;                                                                              \

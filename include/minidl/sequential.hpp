@@ -157,10 +157,16 @@ class Sequential {
   /// the running step holds views of its layers and buffers.
   bool training() const { return training_; }
 
-  /// Loss of (x, y) in the inference phase, batch-size-weighted over batches.
+  /// Loss of (x, y) in the inference phase, batch-size-weighted over batches; with sample weights (one per
+  /// row, finite, >= 0), Keras's Σ w_i ℓ_i / N.
   Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32);
-  /// The loss and every metric of (x, y) in the inference phase.
+  Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight,
+                  Index batch_size = 32);
+  /// The loss and every metric of (x, y) in the inference phase (metrics
+  /// weighted: Σ w_i m_i / Σ w_i).
   Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32);
+  Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight,
+                    Index batch_size = 32);
 
   /// Outputs for x (N x output size) in the inference phase.
   Matrix<Scalar> predict(ConstMatrixRef<Scalar> x, Index batch_size = 32);
@@ -172,8 +178,10 @@ class Sequential {
   /// One training step on exactly this batch; returns its loss computed in the
   /// training phase before the update (what fit averages).
   Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y);
+  Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight);
   /// Loss of exactly this batch in the inference phase.
   Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y);
+  Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight);
 
   /// Loss of (x, y) with layer i run in `phases[i]`, without any weight update.
   /// Training-phase layers act as in fit: Dropout draws masks from its
@@ -203,22 +211,8 @@ class Sequential {
   void summary(std::ostream& out = std::cout) const;
 
  private:
-  // add()'s work, on a layer the model now owns alone.
-  Layer<Scalar>& add_owned(std::shared_ptr<Layer<Scalar>> layer) {
-    check_not_training("add");
-    if (layer->name().empty()) layer->set_name(unique_name(layer->type()));  // so errors can name it
-    if (layers_.empty()) {
-      if (!layer->built())
-        throw ShapeError(detail::message("Sequential::add: the first layer, ", layer->describe(),
-                                         ", needs an input shape"));
-    } else {
-      layer->build(layers_.back()->output_shape());  // throws on a mismatch, naming the layer
-    }
-    if (!layer->initialized()) layer->initialize(init_rng_);
-    layers_.push_back(std::move(layer));
-    compiled_ = false;
-    return *layers_.back();
-  }
+  // add()'s work, on a layer the model now owns alone (model/structure.hpp).
+  Layer<Scalar>& add_owned(std::shared_ptr<Layer<Scalar>> layer);
 
   Sequential share(std::size_t begin, std::size_t end) const {
     Sequential part(0);
@@ -305,13 +299,15 @@ class Sequential {
   void check_input_data(const char* call, ConstMatrixRef<Scalar> x) const {
     detail::check_data_matrix(call, "x", x, input_shape().size());
   }
-  void check_data(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) const {
+  void check_data(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                  const Vector<Scalar>* sample_weight = nullptr) const {
     check_input_data(call, x);
+    if (sample_weight) detail::check_sample_weights(call, *sample_weight, x.rows());
     if (y.rows() != x.rows())
       throw ShapeError(detail::message("Sequential::", call, ": y has ", y.rows(), " rows, expected ", x.rows(),
                                        " (one per row of x)"));
-    detail::check_data_matrix(call, "y", y, output_shape().size());
-    if (loss_) loss_->check_targets(call, y);  // e.g. cross-entropy targets in [0, 1]
+    if (loss_) loss_->check_targets(call, y, output_shape().size());  // the loss's rules: columns, values, range
+    else detail::check_data_matrix(call, "y", y, output_shape().size());
   }
 
   /// Runs every layer forward, layer i in phase_of(i); returns the last output.
@@ -346,15 +342,18 @@ class Sequential {
                    });
   }
 
-  /// The training step on batch (x, y), in two halves so that fit can ask its
-  /// callbacks between them whether to apply the update: forward (training
-  /// phase) and the loss with its gradient, then backward (through the
-  /// outputs the layers kept) and the update.
-  Scalar forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y);
+  /// The training step on batch (x, y), in two halves so that fit can ask its callbacks between them whether
+  /// to apply the update: forward (training phase) and the loss with its gradient, then backward and the update.
+  Scalar forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y, const Vector<Scalar>* sample_weight);
   void backward_update(const Matrix<Scalar>& x);
   /// The names every epoch's logs hold, in History order.
   std::vector<std::string> log_names(bool validation) const;
-  Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size, const char* prefix);
+  Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>* sample_weight,
+                     Index batch_size, const char* prefix);
+  /// The public calls' checks, then their work (sample_weight may be null).
+  Logs checked_evaluate(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                        const Vector<Scalar>* sample_weight, Index batch_size);
+  Scalar checked_train_step(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>* sample_weight);
   void check_fit_options(const FitOptions<Scalar>& options) const;
 
   void cache_parameters() {
@@ -388,6 +387,7 @@ class Sequential {
 
   // Reused buffers: a steady-state step allocates nothing.
   Matrix<Scalar> batch_x_, batch_y_;  // the training batch (gathered rows)
+  Vector<Scalar> batch_w_, eval_w_;   // their sample weights (training; evaluation)
   Matrix<Scalar> eval_x_, eval_y_;    // evaluate/predict batches; separate so a callback's evaluate is harmless
   Matrix<Scalar> loss_grad_;          // dLoss/dOutput
   std::vector<Index> order_;          // sample order of the current epoch

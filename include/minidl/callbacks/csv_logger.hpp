@@ -11,6 +11,9 @@
 // Epochs are 0-based, as Keras writes them. Values are the shortest text that
 // reads back as the same double (as Python's repr, which Keras writes), so a
 // parsed file equals History bit for bit; NaN and Inf are "nan", "inf".
+// The columns are the first epoch's values, then any value fit reports that
+// the first epoch lacked (val_* when fit's validation_freq skips epoch 1); an
+// epoch without a column's value writes "NA" there, as Keras.
 // Difference from Keras: the columns follow History's order (loss, metrics,
 // then val_ values), where Keras sorts the names alphabetically.
 #pragma once
@@ -34,7 +37,9 @@ class CSVLogger : public Callback<Scalar> {
   }
 
   void on_train_begin(Sequential<Scalar>& model, const std::vector<std::string>& log_names) override {
-    (void)model, (void)log_names;
+    (void)model;
+    log_names_ = log_names;
+    columns_.clear();
     write_header_ = true;
     if (append_) {
       std::ifstream existing(filename_);
@@ -50,14 +55,19 @@ class CSVLogger : public Callback<Scalar> {
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
     (void)model;
     if (!file_.is_open()) throw StateError("CSVLogger: on_epoch_end before on_train_begin (the file is not open)");
+    if (columns_.empty()) {
+      for (const auto& entry : logs.entries()) columns_.push_back(entry.first);
+      for (const auto& name : log_names_)
+        if (!logs.contains(name)) columns_.push_back(name);
+    }
     if (write_header_) {
       file_ << "epoch";
-      for (const auto& entry : logs.entries()) file_ << separator_ << entry.first;
+      for (const auto& column : columns_) file_ << separator_ << column;
       file_ << '\n';
       write_header_ = false;
     }
     file_ << epoch;
-    for (const auto& entry : logs.entries()) file_ << separator_ << format(entry.second);
+    for (const auto& column : columns_) file_ << separator_ << (logs.contains(column) ? format(logs[column]) : "NA");
     file_ << '\n';
     file_.flush();
     if (!file_) throw IOError(detail::message("CSVLogger: writing to '", filename_, "' failed"));
@@ -81,6 +91,8 @@ class CSVLogger : public Callback<Scalar> {
   std::string filename_, separator_;
   bool append_;
   bool write_header_ = true;
+  std::vector<std::string> log_names_;  // what fit said it reports
+  std::vector<std::string> columns_;    // fixed by the first row
   std::ofstream file_;
 };
 

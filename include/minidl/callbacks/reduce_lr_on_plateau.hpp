@@ -61,8 +61,12 @@ class ReduceLROnPlateau : public Callback<Scalar> {
   }
 
   void on_train_begin(Sequential<Scalar>& model, const std::vector<std::string>& log_names) override {
-    (void)model;
     detail::check_monitored("ReduceLROnPlateau", options_.monitor, log_names);
+    // Refused now, not at the first reduction epochs later (Keras fails then).
+    if (const auto* schedule = model.optimizer().learning_rate_schedule())
+      throw StateError(detail::message("ReduceLROnPlateau: the optimizer's learning rate follows the schedule ",
+                                       schedule->name(), ", which it cannot reduce; give the optimizer a number ",
+                                       "as its learning rate"));
     reset();
   }
 
@@ -71,6 +75,9 @@ class ReduceLROnPlateau : public Callback<Scalar> {
   }
 
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
+    // An epoch that did not validate (fit's validation_freq) has no val_*: as
+    // in Keras, it changes nothing, not even the cooldown.
+    if (!logs.contains(options_.monitor)) return;
     const double current = logs[options_.monitor];
     if (in_cooldown()) {
       --cooldown_counter_;

@@ -22,6 +22,9 @@
 // ValueError when fit starts (Keras warns at every epoch and never saves), as
 // is a model save_model cannot describe or a {name} fit does not report; a
 // {name} without a format spec prints a value as %g (Python prints repr()).
+// An epoch whose logs lack a value the save needs (val_* in an epoch that fit's
+// validation_freq does not validate) saves nothing and says so (Keras warns
+// about the monitor, and fails to format a filepath).
 #pragma once
 
 #include <unistd.h>
@@ -86,6 +89,11 @@ class ModelCheckpoint : public Callback<Scalar> {
   }
 
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
+    if (const std::string* missing = missing_value(logs)) {  // an epoch that did not validate (validation_freq)
+      if (options_.out)
+        *options_.out << "\nEpoch " << epoch + 1 << ": no " << *missing << " in this epoch's logs, not saving\n";
+      return;
+    }
     const std::string path = file_path(epoch, logs);
     if (options_.save_best_only) {
       const double current = logs[options_.monitor];
@@ -118,6 +126,15 @@ class ModelCheckpoint : public Callback<Scalar> {
   /// The file the last save wrote; empty before the first.
   const std::string& last_path() const { return last_path_; }
   /// The file path of epoch `epoch` (0-based) with these logs.
+  /// The first value this epoch's save needs (the monitor with save_best_only,
+  /// the filepath's fields) that `logs` lacks, or null.
+  const std::string* missing_value(const Logs& logs) const {
+    if (options_.save_best_only && !logs.contains(options_.monitor)) return &options_.monitor;
+    for (const Field& f : fields_)
+      if (f.name != "epoch" && !f.name.empty() && !logs.contains(f.name)) return &f.name;
+    return nullptr;
+  }
+
   std::string file_path(int epoch, const Logs& logs) const {
     std::string out;
     for (const Field& f : fields_) {

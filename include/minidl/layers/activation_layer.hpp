@@ -47,6 +47,7 @@ class ActivationLayer : public LayerBase<ActivationLayer<Scalar, A>, Scalar> {
   ActivationLayer(const Function& function, const Shape& shape) : Base(shape, shape), function_(checked(function)) {}
 
   const char* type() const override { return type_name(); }
+  const char* output_activation() const override { return to_string(A); }
   static constexpr const char* type_name() {
     switch (A) {
       case Activation::linear: return "Linear";

@@ -56,6 +56,7 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
   const Vector<Scalar>& bias_gradient() const { return grad_bias_; }
 
   Activation activation() const { return settings_.activation; }
+  const char* output_activation() const override { return to_string(settings_.activation); }
   bool use_bias() const { return settings_.use_bias; }
   Initializer kernel_initializer() const { return settings_.kernel_initializer; }
   const std::optional<std::uint64_t>& seed() const { return settings_.seed; }

@@ -30,4 +30,20 @@ void check_data_matrix(const char* call, const char* name, ConstMatrixRef<Scalar
                                  ", column ", j, ")"));
 }
 
+/// Throws unless `w` (the sample_weight given to Sequential::`call`) holds one
+/// finite weight >= 0 per row of x: ShapeError for a count that is not `rows`,
+/// ValueError naming the first bad weight. Allocates only to throw
+/// (train_on_batch calls it every step).
+template <class Scalar>
+void check_sample_weights(const char* call, const Vector<Scalar>& w, Index rows) {
+  if (w.size() != rows)
+    throw ShapeError(message("Sequential::", call, ": sample_weight has ", w.size(), " values, expected ", rows,
+                             " (one per row of x)"));
+  if ((w.array() >= Scalar(0)).all() && std::isfinite((w.array() * Scalar(0)).sum())) return;
+  for (Index i = 0; i < rows; ++i)
+    if (!(w(i) >= 0) || !std::isfinite(w(i)))
+      throw ValueError(message("Sequential::", call, ": sample_weight holds ", w(i), " at row ", i,
+                               ", expected a finite weight >= 0"));
+}
+
 }  // namespace minidl::detail

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "../sequential.hpp"
+#include "../warnings.hpp"
 
 namespace minidl {
 
@@ -42,18 +43,42 @@ Sequential<Scalar> Sequential<Scalar>::clone() const {
 }
 
 template <class Scalar>
+Layer<Scalar>& Sequential<Scalar>::add_owned(std::shared_ptr<Layer<Scalar>> layer) {
+  check_not_training("add");
+  if (layer->name().empty()) layer->set_name(unique_name(layer->type()));  // so errors can name it
+  if (layers_.empty()) {
+    if (!layer->built())
+      throw ShapeError(detail::message("Sequential::add: the first layer, ", layer->describe(),
+                                       ", needs an input shape"));
+  } else {
+    layer->build(layers_.back()->output_shape());  // throws on a mismatch, naming the layer
+  }
+  if (!layer->initialized()) layer->initialize(init_rng_);
+  layers_.push_back(std::move(layer));
+  compiled_ = false;
+  return *layers_.back();
+}
+
+template <class Scalar>
 template <class Loss, class Opt>
 void Sequential<Scalar>::compile(const Loss& loss, const Opt& optimizer, std::vector<Metric> metrics) {
   static_assert(std::is_base_of_v<Optimizer<Scalar>, Opt>,
                 "compile: the optimizer must be a minidl::Optimizer of the model's scalar type");
   check_not_training("compile");
   checked_back();
+  for (const Metric& m : metrics) m.template check_scalar<Scalar>("Sequential::compile");
   auto opt = std::make_unique<Opt>(optimizer);
   std::vector<Index> sizes;
   for (auto& l : layers_)
     for (const auto& p : l->parameters()) sizes.push_back(p.size);
   opt->build(sizes);
   loss_ = std::make_unique<detail::LossFunction<Scalar, Loss>>(loss);
+  // Keras 3 warns too: from_logits on probabilities squashes them twice.
+  if (const char* last = layers_.back()->output_activation(); loss_->expects_logits_not(last))
+    detail::warn(detail::message("Sequential::compile: ", loss_->name(), " has from_logits = true, but the last ",
+                                 "layer, ", layers_.back()->describe(), ", ends with a ", last, " activation: its "
+                                 "outputs are probabilities, not logits. Was this intended? (use from_logits = false, "
+                                 "or a linear last layer)"));
   optimizer_ = std::move(opt);
   metrics_ = std::move(metrics);
   cache_parameters();

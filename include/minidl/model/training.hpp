@@ -6,25 +6,114 @@
 // gather its rows, run the training-phase forward and the loss (the value
 // fit reports, before the update), let the callbacks veto the update, run
 // backward and the update; after the last batch, validate in the inference
-// phase, exactly as evaluate() would.
+// phase, exactly as evaluate() would. The validation data is
+// options.validation_data or the last validation_split of x and y (held out
+// before shuffling, as Keras); validation_freq picks the epochs that validate.
 #pragma once
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 
 #include "../sequential.hpp"
 
 namespace minidl {
+namespace detail {
+
+/// Running means over batches of the loss and the metrics, as Keras's Mean
+/// trackers: the loss (each batch's already Σ w_i ℓ_i / n) weighted by batch
+/// size; a metric by its samples' weights (1 each without sample weights).
+/// Allocates nothing once reset() has seen the number of metrics.
+template <class Scalar>
+class RunningMeans {
+ public:
+  void reset(std::size_t metrics) {
+    metric_sums_.assign(metrics, 0.0);
+    loss_sum_ = samples_ = weights_ = 0;
+  }
+  void add(Scalar batch_loss, const std::vector<Metric>& metrics, const Matrix<Scalar>& y_pred,
+           const Matrix<Scalar>& y_true, const Vector<Scalar>* sample_weight) {
+    const auto n = static_cast<double>(y_pred.rows());
+    loss_sum_ += static_cast<double>(batch_loss) * n;
+    samples_ += n;
+    weights_ += sample_weight ? static_cast<double>(sample_weight->template cast<double>().sum()) : n;
+    for (std::size_t m = 0; m < metrics.size(); ++m)  // without weights: the batch mean (a Scalar) times n
+      metric_sums_[m] += sample_weight ? metrics[m].sum(y_pred, y_true, sample_weight)
+                                       : static_cast<double>(metrics[m](y_pred, y_true)) * n;
+  }
+  double loss() const { return loss_sum_ / samples_; }
+  /// Keras's divide_no_nan: 0 when every weight so far was 0.
+  double metric(std::size_t m) const { return weights_ > 0 ? metric_sums_[m] / weights_ : 0.0; }
+
+ private:
+  std::vector<double> metric_sums_;
+  double loss_sum_ = 0, samples_ = 0, weights_ = 0;
+};
+
+/// fit's per-sample weights of all of x: options.sample_weight, or Keras's
+/// class_weight turned into one (a row's class: the argmax of its y row, or
+/// its rounded value for one column, half to even as numpy), or none.
+template <class Scalar>
+std::optional<Vector<Scalar>> fit_sample_weights(ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options) {
+  if (options.sample_weight && !options.class_weight.empty())
+    throw ValueError("Sequential::fit: sample_weight and class_weight both given; choose one (as Keras)");
+  if (options.sample_weight) return options.sample_weight;
+  if (options.class_weight.empty()) return std::nullopt;
+  for (const auto& [label, weight] : options.class_weight)
+    if (!(weight >= 0) || !std::isfinite(weight))
+      throw ValueError(message("Sequential::fit: class_weight of class ", label, " is ", weight,
+                               ", expected a finite weight >= 0"));
+  Vector<Scalar> weights(y.rows());
+  for (Index i = 0; i < y.rows(); ++i) {
+    Index label = 0;
+    if (y.cols() == 1) label = static_cast<Index>(std::nearbyint(static_cast<double>(y(i, 0))));
+    else y.row(i).maxCoeff(&label);  // the first maximum, as numpy's argmax
+    const auto it = options.class_weight.find(static_cast<int>(label));
+    weights(i) = static_cast<Scalar>(it == options.class_weight.end() ? 1.0 : it->second);
+  }
+  return weights;
+}
+
+/// What fit trains and validates on: views of the caller's rows (no copy)
+/// and their sample weights.
+template <class Scalar>
+struct FitData {
+  /// validation_split holds out the last rows, before any shuffling (Keras);
+  /// they keep their sample_weight (class_weight weighs training rows only).
+  FitData(ConstMatrixRef<Scalar> x_all, ConstMatrixRef<Scalar> y_all, const FitOptions<Scalar>& options)
+      : samples(validation_split_point(x_all.rows(), options.validation_split)),
+        x(x_all.topRows(samples)),
+        y(y_all.topRows(samples)),
+        weights(fit_sample_weights(y_all, options)) {
+    if (const auto& v = options.validation_data) {
+      x_val.emplace(v->x);
+      y_val.emplace(v->y);
+      if (v->sample_weight) val_weights = v->sample_weight;
+    } else if (samples < x_all.rows()) {
+      x_val.emplace(x_all.bottomRows(x_all.rows() - samples));
+      y_val.emplace(y_all.bottomRows(x_all.rows() - samples));
+      if (options.sample_weight) val_weights = options.sample_weight->tail(x_all.rows() - samples);
+    }
+  }
+  Index samples;                                        // training rows
+  ConstMatrixRef<Scalar> x, y;                          // the training rows
+  std::optional<Vector<Scalar>> weights;                // per row of x (training rows first)
+  std::optional<ConstMatrixRef<Scalar>> x_val, y_val;   // validation rows, if any
+  std::optional<Vector<Scalar>> val_weights;            // per validation row
+};
+
+}  // namespace detail
 
 template <class Scalar>
-Scalar Sequential<Scalar>::forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y) {
+Scalar Sequential<Scalar>::forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y,
+                                        const Vector<Scalar>* sample_weight) {
   // Forward, training phase; forward_all first asks every layer to accept the
   // batch, so that a rejected one changes nothing (no Dropout generator, no
   // moving statistics).
   const Matrix<Scalar>& y_pred = forward_all(x, [](std::size_t) { return Phase::training; });
   // The loss and its gradient, before any update: this is what fit reports.
   loss_grad_.resize(y_pred.rows(), y_pred.cols());
-  return loss_->value(y_pred, y, &loss_grad_);
+  return loss_->value(y_pred, y, &loss_grad_, sample_weight);
 }
 
 template <class Scalar>
@@ -62,35 +151,41 @@ void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x) {
 }
 
 template <class Scalar>
-Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size,
-                                       const char* prefix) {
-  double loss_sum = 0;
-  std::vector<double> metric_sums(metrics_.size(), 0.0);
+Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                       const Vector<Scalar>* sample_weight, Index batch_size, const char* prefix) {
+  detail::RunningMeans<Scalar> means;
+  means.reset(metrics_.size());
   for_each_batch(x, &y, batch_size, inference,
-                 [&](Index, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
-                   const auto weight = static_cast<double>(n);
-                   loss_sum += static_cast<double>(loss_->value(out, y_batch, nullptr)) * weight;
-                   for (std::size_t m = 0; m < metrics_.size(); ++m)
-                     metric_sums[m] += static_cast<double>(metric_value(metrics_[m], out, y_batch)) * weight;
+                 [&](Index begin, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
+                   if (sample_weight) eval_w_ = sample_weight->segment(begin, n);
+                   const Vector<Scalar>* w = sample_weight ? &eval_w_ : nullptr;
+                   means.add(loss_->value(out, y_batch, nullptr, w), metrics_, out, y_batch, w);
                  });
   // Round the means to Scalar, as the reported values are Scalars.
-  const auto mean = [&](double sum) { return static_cast<double>(static_cast<Scalar>(sum / x.rows())); };
+  const auto rounded = [](double mean) { return static_cast<double>(static_cast<Scalar>(mean)); };
   Logs logs;
-  logs.set(std::string(prefix) + "loss", mean(loss_sum));
+  logs.set(std::string(prefix) + "loss", rounded(means.loss()));
   for (std::size_t m = 0; m < metrics_.size(); ++m)
-    logs.set(std::string(prefix) + metric_name(metrics_[m]), mean(metric_sums[m]));
+    logs.set(std::string(prefix) + metric_name(metrics_[m]), rounded(means.metric(m)));
   return logs;
 }
 
 template <class Scalar>
 void Sequential<Scalar>::check_fit_options(const FitOptions<Scalar>& options) const {
   check_batch_size("fit", options.batch_size);
-  if (options.epochs < 0) throw ValueError(detail::message("Sequential::fit: epochs must be >= 0, got ", options.epochs));
+  if (options.epochs < 0)
+    throw ValueError(detail::message("Sequential::fit: epochs must be >= 0, got ", options.epochs));
   if (options.verbose < 0 || options.verbose > 2)
     throw ValueError(detail::message("Sequential::fit: verbose must be 0, 1 or 2, got ", options.verbose));
   if (options.verbose > 0 && options.out == nullptr)
     throw ValueError("Sequential::fit: out must not be null when verbose > 0");
-  if (options.validation_data) check_data("fit (validation_data)", options.validation_data->x, options.validation_data->y);
+  if (const auto& v = options.validation_data)
+    check_data("fit (validation_data)", v->x, v->y, v->sample_weight ? &*v->sample_weight : nullptr);
+  if (options.validation_data && options.validation_split != 0)
+    throw ValueError(detail::message("Sequential::fit: validation_split = ", options.validation_split,
+                                     " and validation_data both given; choose one (Keras would ignore the split)"));
+  if (options.validation_batch_size) check_batch_size("fit (validation_batch_size)", *options.validation_batch_size);
+  options.validation_freq.check("Sequential::fit");
   for (std::size_t i = 0; i < options.callbacks.size(); ++i)
     if (!options.callbacks[i]) throw ValueError(detail::message("Sequential::fit: callbacks[", i, "] is null"));
 }
@@ -109,18 +204,20 @@ std::vector<std::string> Sequential<Scalar>::log_names(bool validation) const {
 template <class Scalar>
 History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options) {
   check_compiled("fit");
-  check_data("fit", x, y);
+  check_data("fit", x, y, options.sample_weight ? &*options.sample_weight : nullptr);
   check_fit_options(options);
+  const detail::FitData<Scalar> data(x, y, options);
+  const Index samples = data.samples;
+  const auto& x_val = data.x_val;
+  const auto& y_val = data.y_val;
+  const Index val_batch_size = options.validation_batch_size.value_or(options.batch_size);
   // Every batch size this fit will use, against every layer, before the
   // first step: a batch some layer rejects (a last batch of one sample for
   // a pytorch-convention BatchNorm) fails the fit before anything trains.
-  check_batch_sizes(x.rows(), options.batch_size, [](std::size_t) { return Phase::training; });
-  if (options.validation_data)
-    check_batch_sizes(options.validation_data->x.rows(), options.batch_size,
-                      inference);
+  check_batch_sizes(samples, options.batch_size, [](std::size_t) { return Phase::training; });
+  if (x_val) check_batch_sizes(x_val->rows(), val_batch_size, inference);
   const TrainingGuard guard(*this, "fit");
 
-  const Index samples = x.rows();
   const Index steps = samples / options.batch_size + (samples % options.batch_size != 0);  // no overflow
   order_.resize(static_cast<std::size_t>(samples));
   std::iota(order_.begin(), order_.end(), Index{0});
@@ -130,10 +227,10 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   History history;
   history.set_params({options.epochs, steps, options.batch_size, samples, options.verbose});
   Logs logs;
-  std::vector<double> metric_sums(metrics_.size());
+  detail::RunningMeans<Scalar> means;
 
   stop_training = false;
-  const std::vector<std::string> names = log_names(options.validation_data.has_value());
+  const std::vector<std::string> names = log_names(x_val.has_value());
   for (auto& cb : options.callbacks) cb->on_train_begin(*this, names);
   for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
@@ -143,33 +240,29 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
         std::swap(order_[i - 1], order_[shuffle_rng.below(i)]);
     progress.begin_epoch(epoch, options.epochs, steps);
 
-    double loss_sum = 0;
-    std::fill(metric_sums.begin(), metric_sums.end(), 0.0);
-    Index seen = 0;
+    means.reset(metrics_.size());
     for (Index step = 0; step < steps; ++step) {
       const Index begin = step * options.batch_size;
       const Index n = std::min(options.batch_size, samples - begin);
       batch_x_.resize(n, x.cols());
       batch_y_.resize(n, y.cols());
+      if (data.weights) batch_w_.resize(n);
       for (Index r = 0; r < n; ++r) {
         const Index sample = order_[static_cast<std::size_t>(begin + r)];
-        batch_x_.row(r) = x.row(sample);
-        batch_y_.row(r) = y.row(sample);
+        batch_x_.row(r) = data.x.row(sample);
+        batch_y_.row(r) = data.y.row(sample);
+        if (data.weights) batch_w_(r) = (*data.weights)(sample);
       }
-      const Scalar batch_loss = forward_loss(batch_x_, batch_y_);
+      const Vector<Scalar>* batch_w = data.weights ? &batch_w_ : nullptr;
+      const Scalar batch_loss = forward_loss(batch_x_, batch_y_, batch_w);
       // Callbacks may veto the update (TerminateOnNaN on a non-finite loss).
       bool update = true;
       for (auto& cb : options.callbacks) update = cb->on_batch_loss(*this, epoch, step, batch_loss) && update;
       if (update) backward_update(batch_x_);
       // Metrics on the same pre-update training-phase outputs as the loss.
-      const Matrix<Scalar>& y_pred = layers_.back()->output();
-      seen += n;
-      loss_sum += static_cast<double>(batch_loss) * static_cast<double>(n);
-      logs.set("loss", loss_sum / static_cast<double>(seen));
-      for (std::size_t m = 0; m < metrics_.size(); ++m) {
-        metric_sums[m] += static_cast<double>(metric_value(metrics_[m], y_pred, batch_y_)) * static_cast<double>(n);
-        logs.set(metric_name(metrics_[m]), metric_sums[m] / static_cast<double>(seen));
-      }
+      means.add(batch_loss, metrics_, layers_.back()->output(), batch_y_, batch_w);
+      logs.set("loss", means.loss());
+      for (std::size_t m = 0; m < metrics_.size(); ++m) logs.set(metric_name(metrics_[m]), means.metric(m));
       progress.update(step + 1, logs);
       for (auto& cb : options.callbacks) cb->on_batch_end(*this, step, logs);
       if (stop_training) break;  // Keras 3: the epoch ends here, its bookkeeping below still runs
@@ -177,8 +270,9 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
 
     // Validation after the epoch's last update, in the inference phase: the
     // same computation as evaluate(), hence the same value.
-    if (options.validation_data) {
-      const Logs val = evaluate_logs(options.validation_data->x, options.validation_data->y, options.batch_size, "val_");
+    if (x_val && options.validation_freq.validates(epoch)) {
+      const Logs val = evaluate_logs(*x_val, *y_val, data.val_weights ? &*data.val_weights : nullptr,
+                                     val_batch_size, "val_");
       for (const auto& [name, value] : val.entries()) logs.set(name, value);
     }
     for (auto& cb : options.callbacks) cb->on_epoch_logs(*this, epoch, logs);
@@ -191,19 +285,34 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
 }
 
 template <class Scalar>
+Logs Sequential<Scalar>::checked_evaluate(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                          const Vector<Scalar>* sample_weight, Index batch_size) {
+  check_compiled(call);
+  check_data(call, x, y, sample_weight);
+  check_batch_size(call, batch_size);
+  return evaluate_logs(x, y, sample_weight, batch_size, "");
+}
+
+template <class Scalar>
 Scalar Sequential<Scalar>::evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size) {
-  check_compiled("evaluate");
-  check_data("evaluate", x, y);
-  check_batch_size("evaluate", batch_size);
-  return static_cast<Scalar>(evaluate_logs(x, y, batch_size, "")["loss"]);
+  return static_cast<Scalar>(checked_evaluate("evaluate", x, y, nullptr, batch_size)["loss"]);
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                    const Vector<Scalar>& sample_weight, Index batch_size) {
+  return static_cast<Scalar>(checked_evaluate("evaluate", x, y, &sample_weight, batch_size)["loss"]);
 }
 
 template <class Scalar>
 Logs Sequential<Scalar>::evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size) {
-  check_compiled("evaluate_all");
-  check_data("evaluate_all", x, y);
-  check_batch_size("evaluate_all", batch_size);
-  return evaluate_logs(x, y, batch_size, "");
+  return checked_evaluate("evaluate_all", x, y, nullptr, batch_size);
+}
+
+template <class Scalar>
+Logs Sequential<Scalar>::evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                      const Vector<Scalar>& sample_weight, Index batch_size) {
+  return checked_evaluate("evaluate_all", x, y, &sample_weight, batch_size);
 }
 
 template <class Scalar>
@@ -227,26 +336,43 @@ void Sequential<Scalar>::predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, 
 }
 
 template <class Scalar>
-Scalar Sequential<Scalar>::train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+Scalar Sequential<Scalar>::checked_train_step(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                              const Vector<Scalar>* sample_weight) {
   check_compiled("train_on_batch");
-  check_data("train_on_batch", x, y);
+  check_data("train_on_batch", x, y, sample_weight);
   const TrainingGuard guard(*this, "train_on_batch");
   batch_x_ = x;  // the layers take a Matrix; a Ref may point to a block of one
   batch_y_ = y;
-  const Scalar loss = forward_loss(batch_x_, batch_y_);
+  const Scalar loss = forward_loss(batch_x_, batch_y_, sample_weight);
   backward_update(batch_x_);
   return loss;
 }
 
 template <class Scalar>
-Scalar Sequential<Scalar>::test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
-  check_compiled("test_on_batch");
-  check_data("test_on_batch", x, y);
-  return static_cast<Scalar>(evaluate_logs(x, y, x.rows(), "")["loss"]);
+Scalar Sequential<Scalar>::train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+  return checked_train_step(x, y, nullptr);
 }
 
 template <class Scalar>
-Scalar Sequential<Scalar>::loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const std::vector<Phase>& phases, Index batch_size) {
+Scalar Sequential<Scalar>::train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                          const Vector<Scalar>& sample_weight) {
+  return checked_train_step(x, y, &sample_weight);
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
+  return static_cast<Scalar>(checked_evaluate("test_on_batch", x, y, nullptr, x.rows())["loss"]);
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                         const Vector<Scalar>& sample_weight) {
+  return static_cast<Scalar>(checked_evaluate("test_on_batch", x, y, &sample_weight, x.rows())["loss"]);
+}
+
+template <class Scalar>
+Scalar Sequential<Scalar>::loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
+                                          const std::vector<Phase>& phases, Index batch_size) {
   check_compiled("loss_in_phases");
   check_not_training("loss_in_phases");
   check_data("loss_in_phases", x, y);
