@@ -12,7 +12,9 @@
 //   - phases_differ_impl() and phase_behaviour(), which explain_gap reports;
 //   - collect_parameters() and weight_shapes(): the weight and its shape;
 //   - config() and from_config(): what save_model writes and load_model reads,
-//     once the type is registered (register_layer<ScaledNoise>("ScaledNoise")).
+//     once the type is registered (register_layer<ScaledNoise>("ScaledNoise"));
+//   - generator_state() and set_generator_state(): its noise generator, which
+//     BackupAndRestore saves so that a resumed run draws the same noise.
 // Used by examples/custom_layer.cpp and tests/test_custom_layer.cpp.
 #pragma once
 
@@ -63,6 +65,13 @@ class ScaledNoise : public minidl::LayerBase<ScaledNoise<Scalar>, Scalar> {
     has_generator_ = true;
   }
   bool initialized() const override { return has_generator_; }
+  // The noise generator's state, so that BackupAndRestore resumes the noise
+  // stream where a killed run left it.
+  std::vector<std::uint64_t> generator_state() const override { return this->generator_words(rng_); }
+  void set_generator_state(const std::vector<std::uint64_t>& state) override {
+    this->restore_generator(rng_, state);
+    has_generator_ = true;
+  }
 
  protected:
   minidl::Shape build_impl(const minidl::Shape& input) override {

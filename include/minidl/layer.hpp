@@ -15,6 +15,8 @@
 // steady-state training step does not allocate.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -140,6 +142,19 @@ class Layer {
   /// (by Sequential::add, by an explicit seed, or by initialize()).
   virtual bool initialized() const { return true; }
 
+  /// The state of the layer's random generator (Dropout's masks), which BackupAndRestore saves so that a
+  /// resumed run draws what the uninterrupted one would have. Default: none (empty). A layer that draws
+  /// while training overrides both, with generator_words() and restore_generator().
+  virtual std::vector<std::uint64_t> generator_state() const { return {}; }
+  /// Restores what generator_state() returned. Throws ValueError naming the
+  /// layer, which is unchanged, for a state of another size or one no
+  /// generator can have.
+  virtual void set_generator_state(const std::vector<std::uint64_t>& state) {
+    if (!state.empty())
+      throw ValueError(detail::message(describe(), ": set_generator_state: got ", state.size(),
+                                       " words, expected 0 (the layer has no generator)"));
+  }
+
   /// Runs the forward path of `phase` on a batch (N x input_size()).
   /// Returns the output (N x output_size()), owned by the layer and valid until
   /// the next forward call.
@@ -257,6 +272,22 @@ class Layer {
   /// Parameter gradients from dy (skipped when frozen); dx if `dx` is not null
   /// (already sized N x input_size()). The last training output is `output()`.
   virtual void backward_impl(const Matrix<Scalar>& x, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) = 0;
+
+  /// generator_state() and set_generator_state() of a layer with one Rng.
+  static std::vector<std::uint64_t> generator_words(const Rng& rng) {
+    const Rng::State words = rng.state();
+    return {words.begin(), words.end()};
+  }
+  void restore_generator(Rng& rng, const std::vector<std::uint64_t>& state) const {
+    Rng::State words{};
+    if (state.size() != words.size())
+      throw ValueError(detail::message(describe(), ": set_generator_state: got ", state.size(), " words, expected ",
+                                       words.size(), " (one generator's state)"));
+    std::copy(state.begin(), state.end(), words.begin());
+    if (words == Rng::State{})
+      throw ValueError(describe() + ": set_generator_state: four zero words, a state no generator has");
+    rng.set_state(words);
+  }
 
   virtual void collect_parameters(std::vector<Parameter<Scalar>>& out) { (void)out; }
   virtual void collect_state(std::vector<Parameter<Scalar>>& out) { (void)out; }

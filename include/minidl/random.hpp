@@ -6,8 +6,11 @@
 // same numbers with every compiler.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
+
+#include "error.hpp"
 
 namespace minidl {
 
@@ -62,6 +65,18 @@ class Rng {
 
   /// A new, independent seed drawn from this stream (to seed a layer's own generator).
   std::uint64_t split() { return next(); }
+
+  /// The four state words: set_state() of them makes a generator that draws
+  /// what this one draws from now on (how a backup resumes a run's streams).
+  using State = std::array<std::uint64_t, 4>;
+  State state() const { return {state_[0], state_[1], state_[2], state_[3]}; }
+  /// Throws ValueError, the generator unchanged, for four zero words: no
+  /// seed makes them (xoshiro would then draw zeros forever).
+  void set_state(const State& state) {
+    if (state == State{})
+      throw ValueError("Rng::set_state: the state is four zero words, which no generator has (a corrupt state?)");
+    for (std::size_t i = 0; i < 4; ++i) state_[i] = state[i];
+  }
 
   friend bool operator==(const Rng& a, const Rng& b) {
     for (int i = 0; i < 4; ++i)

@@ -134,10 +134,9 @@ class Sequential {
   template <class Loss, class Opt>
   void compile(const Loss& loss, const Opt& optimizer, std::vector<Metric> metrics = {});
   bool compiled() const { return compiled_; }
-  Optimizer<Scalar>& optimizer() {
-    check_compiled("optimizer");
-    return *optimizer_;
-  }
+  /// The optimizer compile() made (StateError before): its state() and set_state() resume a run.
+  Optimizer<Scalar>& optimizer() { return check_compiled("optimizer"), *optimizer_; }
+  const Optimizer<Scalar>& optimizer() const { return check_compiled("optimizer"), *optimizer_; }
 
   // ---- training and inference ------------------------------------------
 

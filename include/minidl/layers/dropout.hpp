@@ -19,13 +19,15 @@
 // k < ceil(rate·2^53) (scaling by 2^53 is exact). The mask depends on the key
 // and the position alone, never on the thread count.
 // Copies (clone) carry the generator state along, so a copy draws the same
-// masks as the original from then on.
+// masks as the original from then on; generator_state() reads it and
+// set_generator_state() restores it (what BackupAndRestore saves).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "../layer.hpp"
 #include "../threads.hpp"
@@ -64,6 +66,13 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
     has_generator_ = true;
   }
   bool initialized() const override { return has_generator_; }
+  /// The mask generator's state (see Layer::generator_state); restoring it
+  /// also counts as initializing the layer.
+  std::vector<std::uint64_t> generator_state() const override { return this->generator_words(rng_); }
+  void set_generator_state(const std::vector<std::uint64_t>& state) override {
+    this->restore_generator(rng_, state);
+    has_generator_ = true;
+  }
 
   /// The mask of the last training-phase forward (N x features): each value
   /// is 0 (dropped) or 1 / (1 − rate) (kept; none are with rate 1). Empty before the first one, and

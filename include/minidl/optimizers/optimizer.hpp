@@ -24,6 +24,10 @@
 // uses schedule(0); iterations() counts begin_step() calls, and Adam's t is
 // iterations() (Keras's iterations + 1).
 //
+// state() and set_state() read and restore everything a step carries to the
+// next (the step count, every slot's vectors, a constant learning rate), so
+// that a restored run continues bit for bit (io/backup_and_restore.hpp).
+//
 // The options are set with chaining setters, Keras's keyword arguments:
 //   model.compile(loss, Adam<float>(1e-3).set_weight_decay(1e-4).exclude_from_weight_decay({"bias"}).set_clipnorm(1));
 #pragma once
@@ -45,6 +49,19 @@
 #include "slots.hpp"
 
 namespace minidl {
+
+/// Everything an optimizer carries from one step to the next (Keras's
+/// optimizer.variables): what resuming a run restores. `slots` holds
+/// state_vectors() vectors per slot, slot-major (slot i's vector k at
+/// i·state_vectors() + k); `learning_rate` is the constant rate, unset for an
+/// optimizer whose rate follows a schedule (schedule(iterations) needs no state).
+template <class Scalar>
+struct OptimizerState {
+  std::string type;  ///< Optimizer::type(): "Adam", ...
+  std::int64_t iterations = 0;
+  std::optional<Scalar> learning_rate;
+  std::vector<Vector<Scalar>> slots;
+};
 
 template <class Scalar>
 class Optimizer {
@@ -84,6 +101,41 @@ class Optimizer {
 
   /// Number of training steps taken since build(); Adam's t.
   std::int64_t iterations() const { return iterations_; }
+
+  /// The state that set_state() restores (a copy).
+  OptimizerState<Scalar> state() const {
+    return {type_, iterations_, schedule_ ? std::nullopt : std::optional<Scalar>(learning_rate_), slots_.vectors()};
+  }
+  /// Restores what state() of an optimizer of the same type, built for the
+  /// same parameter sizes, returned: the next steps are then bit for bit the
+  /// ones it would have taken. Throws, changing nothing: StateError before
+  /// build(); ValueError for another type, a negative step count, a constant
+  /// rate for a scheduled optimizer (or none for a constant one), or a NaN or
+  /// infinite value; ShapeError for a slot count or size that differs. The
+  /// settings (betas, clipping, ...) are not part of the state: they are the
+  /// ones this optimizer was made with.
+  void set_state(const OptimizerState<Scalar>& state) {
+    if (state.type != type_)
+      throw ValueError(detail::message(type_, ": set_state: the state is a ", state.type, " optimizer's, expected ",
+                                       type_, "'s"));
+    if (!slots_.built())
+      throw StateError(detail::message(type_, ": set_state before build(); compile() builds the optimizer"));
+    if (state.iterations < 0)
+      throw ValueError(detail::message(type_, ": set_state: iterations must be >= 0, got ", state.iterations));
+    if (schedule_ && state.learning_rate)
+      throw ValueError(detail::message(type_, ": set_state: the state has the constant learning rate ",
+                                       *state.learning_rate, ", but this optimizer's follows the schedule ",
+                                       schedule_->name()));
+    if (!schedule_ && !state.learning_rate)
+      throw ValueError(detail::message(type_, ": set_state: the state has no learning rate (a scheduled "
+                                              "optimizer's), but this optimizer's is the constant ", learning_rate_));
+    if (state.learning_rate) check_positive("learning_rate", *state.learning_rate);
+    slots_.check_vectors(type_, state.slots);
+    slots_.assign(state.slots);
+    iterations_ = state.iterations;
+    if (state.learning_rate) learning_rate_ = step_learning_rate_ = *state.learning_rate;
+    start_step_bookkeeping();
+  }
 
   /// Allocates one zeroed state slot per parameter tensor (`sizes[i]` scalars
   /// for slot i), and the buffer clipping writes to; resets the step count.

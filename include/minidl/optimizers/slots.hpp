@@ -57,6 +57,30 @@ class OptimizerSlots {
                                " values, expected ", value_size, " (the parameter's size)"));
   }
 
+  /// Throws unless `vectors` can replace the state (set_state): one per state
+  /// vector, slot-major, each of its slot's size, every value finite; `type`
+  /// names the optimizer. Changes nothing.
+  void check_vectors(const char* type, const std::vector<Vector<Scalar>>& vectors) const {
+    if (vectors.size() != state_.size())
+      throw ValueError(message(type, ": set_state: got ", vectors.size(), " state vectors, expected ", state_.size(),
+                               " (", sizes_.size(), " slots x ", per_slot_, " per slot)"));
+    for (std::size_t i = 0; i < vectors.size(); ++i) {
+      const std::size_t slot = i / per_slot_, k = i % per_slot_;
+      if (vectors[i].size() != sizes_[slot])
+        throw ShapeError(message(type, ": set_state: state vector ", k, " of slot ", slot, " has ", vectors[i].size(),
+                                 " values, expected ", sizes_[slot]));
+      if (!vectors[i].allFinite())
+        throw ValueError(message(type, ": set_state: state vector ", k, " of slot ", slot,
+                                 " holds a NaN or infinite value"));
+    }
+  }
+  /// Copies checked `vectors` into the state; the same sizes, so no vector is reallocated.
+  void assign(const std::vector<Vector<Scalar>>& vectors) {
+    for (std::size_t i = 0; i < state_.size(); ++i) state_[i] = vectors[i];
+  }
+  /// Every state vector, slot-major.
+  const std::vector<Vector<Scalar>>& vectors() const { return state_; }
+
   /// State vector k (0 <= k < per_slot) of `slot`.
   Vector<Scalar>& operator()(std::size_t slot, std::size_t k) { return state_[slot * per_slot_ + k]; }
   const Vector<Scalar>& operator()(std::size_t slot, std::size_t k) const { return state_[slot * per_slot_ + k]; }
