@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -65,7 +66,10 @@ class ValidationFrequency {
 template <class Scalar>
 struct FitOptions {
   Index batch_size = 32;                                  ///< > 0; the last batch of an epoch may be smaller
-  int epochs = 1;                                         ///< >= 0
+  int epochs = 1;                                         ///< >= 0: fit runs epochs [initial_epoch, epochs)
+  /// Keras's initial_epoch: the epoch to start at (0-based; >= 0), e.g. to go
+  /// on with a run that stopped. BackupAndRestore overrides it with its backup's.
+  int initial_epoch = 0;
   std::optional<ValidationData<Scalar>> validation_data{};///< evaluated after each epoch: val_loss, val_<metric>
   /// In [0, 1): the last fraction of x and y (floor(N·(1 − split)) onwards,
   /// taken before any shuffling, as Keras) is held out as validation data.
@@ -107,6 +111,17 @@ inline Index validation_split_point(Index samples, double split) {
                              point, " for training and ", samples - point,
                              " for validation; both need at least one (more data, or another split)"));
   return point;
+}
+
+/// The state fit starts from before any callback restores one (see
+/// Callback::on_train_restore). Throws ValueError for a negative initial_epoch.
+template <class Scalar>
+FitState initial_fit_state(const FitOptions<Scalar>& options, Index samples) {
+  if (options.initial_epoch < 0)
+    throw ValueError(message("Sequential::fit: initial_epoch must be >= 0, got ", options.initial_epoch));
+  FitState state{options.initial_epoch, Rng(options.seed), std::vector<Index>(static_cast<std::size_t>(samples)), {}};
+  std::iota(state.order.begin(), state.order.end(), Index{0});
+  return state;
 }
 
 }  // namespace detail

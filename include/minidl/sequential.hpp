@@ -389,7 +389,6 @@ class Sequential {
   Vector<Scalar> batch_w_, eval_w_;   // their sample weights (training; evaluation)
   Matrix<Scalar> eval_x_, eval_y_;    // evaluate/predict batches; separate so a callback's evaluate is harmless
   Matrix<Scalar> loss_grad_;          // dLoss/dOutput
-  std::vector<Index> order_;          // sample order of the current epoch
 };
 
 }  // namespace minidl

@@ -6,9 +6,12 @@
 //   for each epoch:  on_epoch_begin
 //                    for each batch:  on_batch_loss (before the update), on_batch_end
 //                                     -> model.stop_training ends the epoch here
-//                    validation, on_epoch_logs (each may add values), on_epoch_end
-//                                     -> model.stop_training ends fit here
+//                    validation, on_epoch_logs (each may add values), on_epoch_end,
+//                    on_epoch_state      -> model.stop_training ends fit here
 //   on_train_end
+// (on_train_restore comes before on_train_begin: a resumed fit starts from a
+// saved FitState.) An exception from fit or a callback ends fit at once,
+// without on_train_end, as in Keras.
 // A callback may inspect or evaluate the model: evaluate/predict run in the
 // inference phase and have no side effects, so they do not change the run —
 // except in on_batch_loss, where the layers still hold the batch's forward
@@ -21,12 +24,22 @@
 #include <vector>
 
 #include "../history.hpp"
+#include "../random.hpp"
 #include "../tensor.hpp"
 
 namespace minidl {
 
 template <class Scalar>
 class Sequential;
+
+/// Where a fit stands between two epochs: all it needs to go on as if it had
+/// never stopped (BackupAndRestore, io/backup_and_restore.hpp, saves it).
+struct FitState {
+  int epoch = 0;             ///< the next epoch to run (0-based)
+  Rng shuffle_rng;           ///< fit's shuffle generator, as the next epoch's shuffle finds it
+  std::vector<Index> order;  ///< the sample order that shuffle permutes (each shuffle permutes the last one's)
+  History history;           ///< the logs of the epochs done
+};
 
 template <class Scalar>
 class Callback {
@@ -40,6 +53,14 @@ class Callback {
   virtual void on_train_begin(Sequential<Scalar>& model, const std::vector<std::string>& log_names) {
     (void)model, (void)log_names;
   }
+  /// Once per fit, before on_train_begin, with the state fit starts from:
+  /// epoch options.initial_epoch, the shuffle generator seeded with
+  /// options.seed, the samples in order and an empty History. A callback that
+  /// resumes a run (BackupAndRestore) restores the model and overwrites
+  /// `state`, and fit starts there; it checks everything first, and throws,
+  /// changing nothing, if it cannot restore. (Keras's BackupAndRestore sets
+  /// the model's initial epoch, in on_train_begin.)
+  virtual void on_train_restore(Sequential<Scalar>& model, FitState& state) { (void)model, (void)state; }
   /// Before epoch `epoch` (0-based) starts: the place to change the learning rate.
   virtual void on_epoch_begin(Sequential<Scalar>& model, int epoch) { (void)model, (void)epoch; }
   /// After the batch's training-phase loss is computed, before the backward
@@ -67,6 +88,9 @@ class Callback {
   virtual void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) {
     (void)model, (void)epoch, (void)logs;
   }
+  /// After every callback's on_epoch_end, with the state fit would resume
+  /// from: state.epoch is the next epoch, state.history holds this one.
+  virtual void on_epoch_state(Sequential<Scalar>& model, const FitState& state) { (void)model, (void)state; }
   /// Once per fit, after the last epoch, also when training stopped early.
   /// `logs` are the last epoch's (empty if no epoch ran).
   virtual void on_train_end(Sequential<Scalar>& model, const Logs& logs) { (void)model, (void)logs; }

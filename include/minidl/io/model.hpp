@@ -11,19 +11,28 @@
 // and "minidl.format_version". The tensors are named and laid out as by
 // save_weights (weights.hpp), so load_weights reads a model file too.
 //
-// Not saved (unlike Keras's .keras files): the loss, the optimizer and its
-// state, the metrics. load_model returns an uncompiled model; compile it again,
-// and training restarts the optimizer from scratch. Also not saved: Dropout and
-// weight-initializer generator states (a loaded unseeded Dropout draws other
-// masks) and BatchNorm's update counter (with cumulative_average, the running
-// average restarts counting). Inference is unaffected: a loaded model predicts
-// bit for bit what the saved one did.
+// With SaveModelOptions::include_optimizer the file also holds the compiled
+// optimizer's state (its step count, slots and constant learning rate;
+// optimizer_state.hpp), as Keras's .keras files do: compile the loaded model
+// with the same optimizer, then load_optimizer_state(model, path), and its
+// training goes on where the saved model's stopped. Never saved: the loss,
+// the optimizer's type and settings, the metrics (load_model returns an
+// uncompiled model), Dropout and weight-initializer generator states (a
+// loaded unseeded Dropout draws other masks) and BatchNorm's update counter
+// (with cumulative_average, the running average restarts counting);
+// BackupAndRestore (backup_and_restore.hpp) saves all of those that a run
+// needs to resume. Inference is unaffected: a loaded model predicts bit for
+// bit what the saved one did.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "layer_config.hpp"
+#include "optimizer_state.hpp"
 #include "weights.hpp"
 
 namespace minidl {
@@ -41,23 +50,50 @@ inline constexpr std::size_t architecture_max_values = std::size_t(1) << 20;
 inline constexpr std::size_t layer_name_max_bytes = 256;
 }  // namespace detail
 
-/// Writes `model`'s architecture and weights (as `dtype`) to `path`, atomically.
-/// Throws ValueError, writing nothing, if a layer has a type save_model cannot
-/// describe (save_weights still works) or two layers share a name.
+namespace detail {
+/// The architecture JSON of `model` (see the top of the file). Throws
+/// ValueError if a layer has a type save_model cannot describe, StateError
+/// for a model without layers.
+template <class Scalar>
+Json architecture_json(const Sequential<Scalar>& model) {
+  const Shape& input = model.input_shape();
+  Json shape = Json::array();
+  for (int a = 0; a < input.rank(); ++a) shape.push_back(input[a]);
+  Json layers = Json::array();
+  for (std::size_t i = 0; i < model.size(); ++i) layers.push_back(layer_json(model.layer(i), i));
+  return object({{"format", architecture_format}, {"version", architecture_version}, {"input_shape", shape},
+                 {"layers", layers}});
+}
+}  // namespace detail
+
+/// What save_model writes besides the architecture and the weights.
+struct SaveModelOptions {
+  std::optional<DType> dtype{};    ///< the weights' dtype; unset: the model's scalar (F32 for float, F64 for double)
+  bool include_optimizer = false;  ///< also the compiled optimizer's state, in the model's scalar dtype
+};
+
+/// Writes `model`'s architecture and weights to `path`, atomically, and with
+/// options.include_optimizer its optimizer's state (StateError for an
+/// uncompiled model). Throws ValueError, writing nothing, if a layer has a
+/// type save_model cannot describe (save_weights still works) or two layers
+/// share a name.
+template <class Scalar>
+void save_model(const Sequential<Scalar>& model, const std::string& path, const SaveModelOptions& options) {
+  const auto bindings = detail::minidl_bindings(model, "save_model");
+  std::map<std::string, std::string> metadata{{detail::format_key, "model"},
+                                              {detail::architecture_key, detail::architecture_json(model).dump()}};
+  OptimizerState<Scalar> state;  // the tensors point into it until written
+  std::vector<TensorToWrite> optimizer;
+  if (options.include_optimizer) {
+    state = model.optimizer().state();
+    optimizer = detail::optimizer_tensors(model, state, metadata);
+  }
+  detail::save_bindings(bindings, path, options.dtype.value_or(dtype_of<Scalar>()), metadata, optimizer);
+}
+/// The architecture and the weights, as `dtype`.
 template <class Scalar>
 void save_model(const Sequential<Scalar>& model, const std::string& path, DType dtype = dtype_of<Scalar>()) {
-  const auto bindings = detail::minidl_bindings(model, "save_model");
-  const Shape& input = model.input_shape();  // StateError for a model without layers
-  detail::Json shape = detail::Json::array();
-  for (int a = 0; a < input.rank(); ++a) shape.push_back(input[a]);
-  detail::Json layers = detail::Json::array();
-  for (std::size_t i = 0; i < model.size(); ++i) layers.push_back(detail::layer_json(model.layer(i), i));
-  const detail::Json architecture = detail::object({{"format", detail::architecture_format},
-                                                    {"version", detail::architecture_version},
-                                                    {"input_shape", shape},
-                                                    {"layers", layers}});
-  detail::save_bindings(bindings, path, dtype,
-                        {{detail::format_key, "model"}, {detail::architecture_key, architecture.dump()}});
+  save_model(model, path, SaveModelOptions{dtype, false});
 }
 
 namespace detail {

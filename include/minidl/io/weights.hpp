@@ -18,7 +18,8 @@
 //
 // A load checks everything before it changes anything: every tensor of the
 // model present with its shape, no tensor the model lacks (unless
-// LoadOptions::strict is false). A failed load throws FormatError naming the
+// LoadOptions::strict is false; a saved optimizer state, "optimizer/...", is
+// not the model's weights and is never loaded here: see optimizer_state.hpp). A failed load throws FormatError naming the
 // file, the tensor, what was expected and what was found, and leaves the model
 // bit for bit as it was.
 #pragma once
@@ -53,6 +54,9 @@ namespace detail {
 inline const char* const format_key = "minidl.format";  // "weights" or "model"
 inline const char* const version_key = "minidl.format_version";
 inline const char* const format_version = "1";
+// Tensors under this prefix are a saved optimizer state (optimizer_state.hpp),
+// not weights: a weights load leaves them alone.
+inline const char* const optimizer_prefix = "optimizer/";
 
 /// One tensor of the model and where its values are in a file.
 template <class Scalar>
@@ -141,7 +145,7 @@ void load_bindings(const std::vector<TensorBinding<Scalar>>& bindings, const Saf
   }
   if (options.strict)
     for (const auto& entry : file.tensors())
-      if (!expected.count(entry.name))
+      if (!expected.count(entry.name) && entry.name.rfind(optimizer_prefix, 0) != 0)
         throw FormatError(message(source, ": unexpected tensor '", st_short(entry.name), "' ",
                                   dtype_name(entry.dtype), " ", st_short(shape_text(entry.shape)),
                                   ": the model has no tensor of that name (LoadOptions::strict = false ignores it)"));
@@ -169,10 +173,11 @@ std::vector<To> converted(const Parameter<Scalar>& p) {
   return out;
 }
 
-/// Writes `bindings` atomically as `dtype`, with `metadata` plus the format version.
+/// Writes `bindings` atomically as `dtype`, and `extra` tensors as they are,
+/// with `metadata` plus the format version.
 template <class Scalar>
 void save_bindings(const std::vector<TensorBinding<Scalar>>& bindings, const std::string& path, DType dtype,
-                   std::map<std::string, std::string> metadata) {
+                   std::map<std::string, std::string> metadata, const std::vector<TensorToWrite>& extra = {}) {
   metadata[version_key] = format_version;
   std::vector<std::vector<float>> floats(bindings.size());  // converted copies, when dtype is not Scalar's
   std::vector<std::vector<double>> doubles(bindings.size());
@@ -186,6 +191,7 @@ void save_bindings(const std::vector<TensorBinding<Scalar>>& bindings, const std
     }
     tensors.push_back({bindings[i].name, dtype, bindings[i].shape, data});
   }
+  tensors.insert(tensors.end(), extra.begin(), extra.end());
   write_safetensors(path, tensors, metadata);
 }
 

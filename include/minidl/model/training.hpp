@@ -219,25 +219,23 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   const TrainingGuard guard(*this, "fit");
 
   const Index steps = samples / options.batch_size + (samples % options.batch_size != 0);  // no overflow
-  order_.resize(static_cast<std::size_t>(samples));
-  std::iota(order_.begin(), order_.end(), Index{0});
-  Rng shuffle_rng(options.seed);
+  FitState state = detail::initial_fit_state(options, samples);  // what a resumed fit restores (callback.hpp)
   ProgressBar progress(options.out ? *options.out : std::cout, options.verbose,
                        options.live_progress.value_or(options.out && is_terminal(*options.out)));
-  History history;
-  history.set_params({options.epochs, steps, options.batch_size, samples, options.verbose});
   Logs logs;
   detail::RunningMeans<Scalar> means;
 
   stop_training = false;
   const std::vector<std::string> names = log_names(x_val.has_value());
+  for (auto& cb : options.callbacks) cb->on_train_restore(*this, state);  // BackupAndRestore's resume point
+  state.history.set_params({options.epochs, steps, options.batch_size, samples, options.verbose});
   for (auto& cb : options.callbacks) cb->on_train_begin(*this, names);
-  for (int epoch = 0; epoch < options.epochs && !stop_training; ++epoch) {
+  for (int epoch = state.epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     logs.clear();  // this epoch's values only: no val_* of the last epoch in its batches' logs
     if (options.shuffle)  // Fisher–Yates with the seeded generator
-      for (std::size_t i = order_.size(); i > 1; --i)
-        std::swap(order_[i - 1], order_[shuffle_rng.below(i)]);
+      for (std::size_t i = state.order.size(); i > 1; --i)
+        std::swap(state.order[i - 1], state.order[state.shuffle_rng.below(i)]);
     progress.begin_epoch(epoch, options.epochs, steps);
 
     means.reset(metrics_.size());
@@ -248,7 +246,7 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
       batch_y_.resize(n, y.cols());
       if (data.weights) batch_w_.resize(n);
       for (Index r = 0; r < n; ++r) {
-        const Index sample = order_[static_cast<std::size_t>(begin + r)];
+        const Index sample = state.order[static_cast<std::size_t>(begin + r)];
         batch_x_.row(r) = data.x.row(sample);
         batch_y_.row(r) = data.y.row(sample);
         if (data.weights) batch_w_(r) = (*data.weights)(sample);
@@ -276,12 +274,14 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
       for (const auto& [name, value] : val.entries()) logs.set(name, value);
     }
     for (auto& cb : options.callbacks) cb->on_epoch_logs(*this, epoch, logs);
-    history.append(logs);
+    state.history.append(logs);
     progress.end_epoch(logs);
     for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
+    state.epoch = epoch + 1;  // where a fit resumed from here starts
+    for (auto& cb : options.callbacks) cb->on_epoch_state(*this, state);
   }
   for (auto& cb : options.callbacks) cb->on_train_end(*this, logs);
-  return history;
+  return state.history;
 }
 
 template <class Scalar>
