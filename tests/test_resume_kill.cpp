@@ -1,0 +1,133 @@
+// BackupAndRestore against real crashes: resume_worker (resume_worker.cpp) is
+// killed with SIGKILL in the middle of an epoch, or while it writes a backup,
+// then run again with the same arguments until it ends; its weights, optimizer
+// state (step count and slots) and History must be an uninterrupted run's,
+// bit for bit (the result files are compared byte for byte).
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <minidl/io.hpp>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "support.hpp"
+
+#ifndef MINIDL_RESUME_WORKER
+#error "MINIDL_RESUME_WORKER must name the resume_worker program (tests/CMakeLists.txt defines it)"
+#endif
+
+extern char** environ;
+
+namespace {
+
+struct Outcome {
+  bool killed = false;  // by SIGKILL
+  int status = -1;      // the exit status otherwise
+};
+
+// Runs resume_worker with `args`, its environment this process's plus `env`
+// ("NAME=value"), its stderr into `errors` if given.
+Outcome run_worker(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                   const std::string& errors = "") {
+  std::vector<std::string> all{MINIDL_RESUME_WORKER};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv, envp;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> environment(env);
+  for (char** e = environ; *e; ++e) environment.emplace_back(*e);
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!errors.empty()) posix_spawn_file_actions_addopen(&actions, 2, errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, MINIDL_RESUME_WORKER, &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(spawned == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  Outcome out;
+  out.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  if (WIFEXITED(status)) out.status = WEXITSTATUS(status);
+  return out;
+}
+
+std::string contents(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The epoch a backup resumes at, from its metadata.
+int backup_epoch(const std::string& path) {
+  const auto file = minidl::read_safetensors(path);
+  return nlohmann::json::parse(file.metadata().at("minidl.backup")).at("epoch").get<int>();
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a fit killed with SIGKILL and run again ends bit for bit as an uninterrupted one", Scalar, float,
+                   double) {
+  {
+    const std::string scalar = std::is_same_v<Scalar, float> ? "float" : "double";  // the worker's argument
+    minidl::test::TempDir dir;
+    const std::string reference = dir.file("reference"), resumed = dir.file("resumed");
+    const std::string backup_dir = dir.file("backup");
+    const std::string backup = backup_dir + "/backup.safetensors";
+    REQUIRE(run_worker({scalar, dir.file("reference_backup"), reference}).status == 0);
+    CHECK_FALSE(std::filesystem::exists(dir.file("reference_backup")));  // deleted at the normal end
+
+    SUBCASE("killed in the middle of epochs") {
+      const Outcome first = run_worker({scalar, backup_dir, resumed}, {"MINIDL_RESUME_KILL=1,2"});
+      CHECK(first.killed);
+      CHECK(backup_epoch(backup) == 1);  // epoch 0's backup; epoch 1 died after 3 of its 5 batches
+      // The restart resumes at epoch 1, and dies again in the last batch of epoch 3, before its backup.
+      const Outcome second = run_worker({scalar, backup_dir, resumed}, {"MINIDL_RESUME_KILL=3,4"});
+      CHECK(second.killed);
+      CHECK(backup_epoch(backup) == 3);
+    }
+    SUBCASE("killed while writing a backup") {
+      // The third write (after epoch 2) dies between its temporary file and the rename.
+      const Outcome first = run_worker({scalar, backup_dir, resumed}, {"MINIDL_RESUME_KILL_AT_WRITE=3"});
+      CHECK(first.killed);
+      CHECK(backup_epoch(backup) == 2);  // the previous backup, whole
+      std::size_t stray = 0;
+      for (const auto& entry : std::filesystem::directory_iterator(backup_dir))
+        stray += entry.path().filename().string().rfind("backup.safetensors.tmp-", 0) == 0;
+      CHECK(stray == 1);  // what the killed write left behind
+    }
+    CHECK_FALSE(std::filesystem::exists(resumed + ".safetensors"));  // no killed run got to the end
+
+    REQUIRE(run_worker({scalar, backup_dir, resumed}).status == 0);
+    CHECK_FALSE(std::filesystem::exists(backup));
+    const std::string expected = contents(reference + ".safetensors");
+    REQUIRE(expected.size() > 1000);
+    CHECK(contents(resumed + ".safetensors") == expected);  // weights, statistics, optimizer state
+    CHECK(contents(resumed + ".history") == contents(reference + ".history"));
+    const auto file = minidl::read_safetensors(resumed + ".safetensors");
+    CHECK(nlohmann::json::parse(file.metadata().at("minidl.optimizer")).at("iterations") == 25);  // 5 x 5 steps
+    CHECK(contents(resumed + ".history").find("val_loss") != std::string::npos);
+  }
+}
+
+TEST_CASE("a restarted program whose model changed refuses the backup, which stays") {
+  minidl::test::TempDir dir;
+  const std::string backup_dir = dir.file("backup");
+  CHECK(run_worker({"double", backup_dir, dir.file("r")}, {"MINIDL_RESUME_KILL=1,0"}).killed);
+  const std::string errors = dir.file("stderr");
+  const Outcome other = run_worker({"double", backup_dir, dir.file("r")}, {"MINIDL_RESUME_HIDDEN=9"}, errors);
+  CHECK(other.status == 1);
+  const std::string message = contents(errors);
+  CHECK_MESSAGE(message.find(backup_dir + "/backup.safetensors: the backup is of another model: layer 0 (Dense "
+                             "'dense') config 'units' is 8 in the backup, 9 in the model") != std::string::npos,
+                message);
+  CHECK(backup_epoch(backup_dir + "/backup.safetensors") == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.file("r.safetensors")));
+}
