@@ -538,3 +538,32 @@ TEST_CASE_TEMPLATE("allocations: weighted fit steps, every new loss and metric, 
   run(SparseCategoricalCrossentropy{}, labels, {Metric::accuracy, Metric::sparse_top_k_categorical_accuracy(2)});
   run(Huber{0.5}, y, {Metric::mae, Metric::binary_accuracy});
 }
+
+TEST_CASE_TEMPLATE("allocations: regularizers on kernels, biases, γ and β and layer outputs", Scalar, float, double) {
+  // The penalties are sums over the tensors and each activity gradient has a buffer per layer (sized by the first
+  // batch): a steady-state step allocates nothing, frozen regularized layers included.
+  using regularizers::L1;
+  using regularizers::L1L2;
+  using regularizers::L2;
+  DenseOptions dense;
+  dense.kernel_regularizer = L1L2(0.01, 0.01);
+  dense.bias_regularizer = L2(0.01);
+  dense.activity_regularizer = L1(0.001);
+  BatchNormOptions bn;
+  bn.gamma_regularizer = L2(0.01);
+  bn.beta_regularizer = L1(0.01);
+  const std::vector<Case<Scalar>> cases{
+      {"regularized Dense and BatchNorm",
+       [=](Sequential<Scalar>& m) {
+         m.add(Dense<Scalar>(hidden, Activation::relu, dense));
+         m.add(BatchNorm<Scalar>(bn));
+         m.add(ReLU<Scalar>()).set_activity_regularizer(L2(0.01));
+       }},
+      {"a frozen regularized Dense under a trained one",
+       [=](Sequential<Scalar>& m) {
+         m.add(Dense<Scalar>(hidden, Activation::tanh, dense)).set_frozen(true);
+         m.add(Dense<Scalar>(hidden, Activation::relu, dense));
+       }},
+  };
+  check_cases(cases, MeanSquaredError{}, Adam<Scalar>{});
+}

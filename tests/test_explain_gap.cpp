@@ -132,3 +132,34 @@ TEST_CASE("explain_gap takes fit's batch size from the History, and says when it
   CHECK_THROWS_WITH_AS(explain_gap(model, x, y, &history, {0}), "explain_gap: batch_size must be > 0, got 0",
                        ValueError);
 }
+
+TEST_CASE("with regularizers explain_gap still adds up, reports the weight penalties and where activity ones sit") {
+  const auto x = uniform(64, 5, 3, -1, 1);
+  const auto y = uniform(64, 1, 4, 0, 3);
+  Sequential<double> model(4);
+  DenseOptions hidden;
+  hidden.kernel_regularizer = regularizers::L2(0.01);
+  hidden.activity_regularizer = regularizers::L1(0.001);
+  model.add(Dense<double>(5, 12, Activation::linear, hidden));
+  model.add(BatchNorm<double>());
+  model.add(ReLU<double>());
+  model.add(Dropout<double>(0.3));
+  model.layer(3).set_activity_regularizer(regularizers::L2(0.01));  // a penalty that differs between phases
+  model.add(Dense<double>(12, 1));
+  model.compile(MeanSquaredError{}, Adam<double>{1e-2});
+  const History history = model.fit(x, y, test::quiet<double>(2, 16));
+  const auto report = explain_gap(model, x, y, &history);
+
+  CHECK(report.inference_loss == doctest::Approx(model.evaluate(x, y, 16)).epsilon(1e-12));
+  double sum = report.fit_loss + report.update_order;
+  for (const auto& share : report.layers) sum += share.share;
+  CHECK(sum == doctest::Approx(report.inference_loss).epsilon(1e-12));
+  CHECK(report.weight_penalties == model.regularization_loss());
+  CHECK(report.weight_penalties > 0);
+  REQUIRE(report.activity_regularized.size() == 2);
+  CHECK(report.activity_regularized[1] == "dropout (Dropout)");
+  std::ostringstream text;
+  text << report;
+  CHECK(text.str().find("includes the regularizers' penalties: weight penalties") != std::string::npos);
+  CHECK(text.str().find("activity penalties of dense (Dense) dropout (Dropout)") != std::string::npos);
+}

@@ -17,6 +17,11 @@
 //                    a layer's share does not depend on where it sits. Exact
 //                    for up to 8 such layers (2^8 evaluations); beyond that
 //                    the layers are switched once, in layer order.
+// Regularizers (regularizers.hpp) add the same weight penalties to every one
+// of these losses, fit's own included, so they cancel in the layer shares;
+// how much those penalties changed during the epoch is part of update order.
+// Activity penalties follow their layer's output, hence its phase: what they
+// change between the phases is inside the layer shares. The report states both.
 // The layers are asked, not looked up by type (Layer::phase_behaviour,
 // phases_differ): a user's layer whose phases differ gets its share too. A
 // frozen BatchNorm with the moving-statistics policy computes the same
@@ -55,6 +60,11 @@ struct GapReport {
   double inference_loss = 0;                                       ///< all layers in the inference phase (= evaluate)
   double update_order = std::numeric_limits<double>::quiet_NaN();  ///< training_loss − fit_loss
   std::vector<GapShare> layers;
+  /// The weight penalties of the model now (Sequential::regularization_loss()),
+  /// part of the training- and the inference-phase loss alike.
+  double weight_penalties = 0;
+  /// The layers with an activity regularizer ("dense (Dense)"), whose penalty is in each phase's loss.
+  std::vector<std::string> activity_regularized;
   Index batch_size = 0;         ///< the batch size of the training-phase losses
   std::string batch_size_from;  ///< where it came from: "ExplainOptions", "History" or "default"
 
@@ -76,6 +86,16 @@ inline std::ostream& operator<<(std::ostream& out, const GapReport& report) {
   row(with_fit ? "=" : " ", "training-phase loss now", report.training_loss, "");
   for (const auto& share : report.layers) row("+", share.layer, share.share, share.reason);
   row("=", "inference-phase loss (evaluate)", report.inference_loss, "");
+  if (report.weight_penalties != 0 || !report.activity_regularized.empty()) {
+    out << "  (every loss above includes the regularizers' penalties: weight penalties " << report.weight_penalties
+        << " now, the same in both phases";
+    if (!report.activity_regularized.empty()) {
+      out << "; activity penalties of";
+      for (const auto& layer : report.activity_regularized) out << ' ' << layer;
+      out << ", which follow their phase and are within the shares";
+    }
+    out << ")\n";
+  }
   if (report.batch_size_from == "default")
     out << "  (training phase in batches of " << report.batch_size
         << ", the default: pass fit's History or ExplainOptions::batch_size)\n";
@@ -127,6 +147,7 @@ GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstM
   }
   if (report.batch_size <= 0)
     throw ValueError(detail::message("explain_gap: batch_size must be > 0, got ", report.batch_size));
+  const auto label = [&](std::size_t i) { return model.layer(i).name() + " (" + model.layer(i).type() + ")"; };
   std::vector<std::size_t> switching;  // layers whose two phases differ
   std::vector<std::size_t> row_of;     // their rows in report.layers
   for (std::size_t i = 0; i < model.size(); ++i) {
@@ -137,8 +158,11 @@ GapReport explain_gap(const Sequential<Scalar>& model, detail::NonDeduced<ConstM
       switching.push_back(i);
       row_of.push_back(report.layers.size());
     }
-    report.layers.push_back({model.layer(i).name() + " (" + model.layer(i).type() + ")", reason, 0.0});
+    report.layers.push_back({label(i), reason, 0.0});
   }
+  report.weight_penalties = static_cast<double>(model.regularization_loss());
+  for (std::size_t i = 0; i < model.size(); ++i)
+    if (model.layer(i).activity_regularizer()) report.activity_regularized.push_back(label(i));
 
   // loss(switched): layers switching[j] with switched(j) true run in the
   // inference phase, every other layer in the training phase (phases only

@@ -27,6 +27,7 @@
 #include "layer_config.hpp"
 #include "parameter.hpp"
 #include "random.hpp"
+#include "regularizers.hpp"
 #include "tensor.hpp"
 
 namespace minidl {
@@ -110,6 +111,17 @@ class Layer {
   /// it computes, and its weights still train unless it is also frozen.
   bool inference_pinned() const { return inference_pinned_; }
   void set_inference_pinned(bool pinned) { inference_pinned_ = pinned; }
+
+  /// Keras's activity_regularizer, settable on any layer: the model adds
+  /// penalty(output) / rows to every loss it computes (regularizers.hpp).
+  const std::optional<Regularizer>& activity_regularizer() const { return activity_regularizer_; }
+  void set_activity_regularizer(std::optional<Regularizer> regularizer) { activity_regularizer_ = regularizer; }
+  /// The penalty on trainable tensor `tensor` ("kernel", "gamma", ...), or null for none
+  /// (Dense and Conv2D: kernel_regularizer, bias_regularizer; BatchNorm: gamma_ and beta_regularizer).
+  virtual const Regularizer* weight_regularizer(const std::string& tensor) const {
+    (void)tensor;
+    return nullptr;
+  }
 
   /// What the layer does differently in the training phase, in a few words
   /// ("drops 20% of units"); empty for a layer whose phases never differ.
@@ -358,6 +370,7 @@ class Layer {
   Shape input_shape_, output_shape_;
   bool frozen_ = false;
   bool inference_pinned_ = false;
+  std::optional<Regularizer> activity_regularizer_;
   Matrix<Scalar> output_;      // N x output_size(): the last forward's result
   Matrix<Scalar> grad_input_;  // N x input_size(): the last backward's dLoss/dx
   Index training_rows_ = 0;    // batch size of the last training forward; 0 = no backward cache

@@ -32,6 +32,7 @@
 #include "model/data_checks.hpp"
 #include "model/loss_function.hpp"
 #include "model/naming.hpp"
+#include "model/regularization.hpp"
 #include "optimizers/optimizer.hpp"
 #include "progress.hpp"
 
@@ -45,8 +46,7 @@ class Sequential {
   explicit Sequential(std::uint64_t seed = 0) : init_rng_(seed) {}
   Sequential(Sequential&&) noexcept = default;
   Sequential& operator=(Sequential&&) noexcept = default;
-  // Copying would silently share layers; use clone() for a deep copy.
-  Sequential(const Sequential&) = delete;
+  Sequential(const Sequential&) = delete;  // it would silently share layers; clone() makes a deep copy
   Sequential& operator=(const Sequential&) = delete;
 
   // ---- building ---------------------------------------------------------
@@ -203,6 +203,10 @@ class Sequential {
   /// variance), changing nothing.
   void set_weights(const std::vector<Vector<Scalar>>& weights);
 
+  /// The weight penalties of the current weights (regularizers.hpp), frozen layers' included: the part of
+  /// every loss the model reports that does not depend on the data (activity penalties do).
+  Scalar regularization_loss() const;
+
   Index parameter_count() const { return count([](const Layer<Scalar>&) { return true; }); }
   Index trainable_parameter_count() const { return count([](const Layer<Scalar>& l) { return !l.frozen(); }); }
 
@@ -279,10 +283,7 @@ class Sequential {
     if (layers_.empty()) throw StateError("Sequential: the model has no layers; add() some first");
     return *layers_.front();
   }
-  const Layer<Scalar>& checked_back() const {
-    checked_front();
-    return *layers_.back();
-  }
+  const Layer<Scalar>& checked_back() const { return checked_front(), *layers_.back(); }
   void check_compiled(const char* call) const {
     if (compiled_) return;
     if (loss_)  // compiled once, then add() changed the layers
@@ -361,10 +362,8 @@ class Sequential {
   }
   std::vector<Parameter<Scalar>> all_tensors() const {
     std::vector<Parameter<Scalar>> out;
-    for (const auto& l : layers_) {
-      for (const auto& p : l->parameters()) out.push_back(p);
-      for (const auto& p : l->state()) out.push_back(p);
-    }
+    for (const auto& l : layers_)
+      for (const auto& tensors : {l->parameters(), l->state()}) out.insert(out.end(), tensors.begin(), tensors.end());
     return out;
   }
   template <class Predicate>
@@ -383,6 +382,7 @@ class Sequential {
   bool compiled_ = false;
   bool training_ = false;  // fit or train_on_batch is running
   std::vector<std::vector<Parameter<Scalar>>> parameters_;  // per layer, cached at compile()
+  detail::Penalties<Scalar> penalties_;  // the regularizers' gradient buffers
 
   // Reused buffers: a steady-state step allocates nothing.
   Matrix<Scalar> batch_x_, batch_y_;  // the training batch (gathered rows)

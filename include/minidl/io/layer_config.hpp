@@ -2,26 +2,31 @@
 // for each layer and load_model rebuilds it from.
 //
 // Each layer is {"type": <type()>, "name": ..., "frozen": bool, "config": {...}}, with
-// "inference_pinned": true after "frozen" for a layer pinned to the inference phase.
+// "inference_pinned": true after "frozen" for a layer pinned to the inference phase, and
+// "activity_regularizer": "L2(l2=0.01)" (Regularizer::str()) for a layer that has one.
 // "config" is the layer's Layer::config() as a JSON object, with Keras's
 // argument names:
-//   Dense                    units, activation, use_bias, kernel_initializer, seed
+//   Dense                    units, activation, use_bias, kernel_initializer, seed,
+//                            kernel_regularizer, bias_regularizer
 //   Conv2D                   filters, kernel_size [h, w], strides [h, w], padding,
-//                            activation, use_bias, kernel_initializer, seed
+//                            activation, use_bias, kernel_initializer, seed,
+//                            kernel_regularizer, bias_regularizer
 //   MaxPooling2D,
 //   AveragePooling2D         pool_size [h, w], strides [h, w], padding
 //   Dropout                  rate, seed
 //   BatchNormalization       convention ("keras" | "pytorch"), momentum, epsilon,
 //                            cumulative_average, frozen_policy
-//                            ("moving_statistics" | "batch_statistics")
+//                            ("moving_statistics" | "batch_statistics"),
+//                            gamma_regularizer, beta_regularizer
 //   LeakyReLU                negative_slope
 //   ELU                      alpha
 //   GELU                     approximate (true: the tanh form)
 //   Flatten, GlobalAveragePooling2D, ReLU, Sigmoid, Tanh, Softmax, Linear,
 //   SiLU, Softplus, ReLU6:   {}
 //   a registered user type   whatever its config() writes
-// "seed" is an unsigned integer or null. Every field a layer reads is
-// required; unknown fields are ignored. load_model makes each layer through
+// "seed" is an unsigned integer or null; a regularizer is null or its str().
+// Every field a layer reads is required, but the regularizers (files written
+// before layers had them load without); unknown fields are ignored. load_model makes each layer through
 // the registry (layers/registry.hpp), so this file knows no layer type.
 #pragma once
 
@@ -29,6 +34,7 @@
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -117,6 +123,7 @@ Json layer_json(const Layer<S>& layer, std::size_t index) {
   Json out = object({{"type", layer.type()}, {"name", layer.name()}, {"frozen", layer.frozen()}});
   // Only when set: an unpinned model's file is what it was before the flag existed.
   if (layer.inference_pinned()) out["inference_pinned"] = true;
+  if (const auto& r = layer.activity_regularizer()) out["activity_regularizer"] = r->str();
   out["config"] = config_json(layer.config());
   return out;
 }
@@ -143,9 +150,17 @@ class ConfigReader {
     if (!v.is_boolean()) fail(field, "must be true or false, got " + excerpt(v));
     return v.get<bool>();
   }
+  bool has(const char* field) const { return object_.is_object() && object_.find(field) != object_.end(); }
   /// boolean(field), or `absent` if the object has no such field.
-  bool boolean_or(const char* field, bool absent) const {
-    return object_.find(field) == object_.end() ? absent : boolean(field);
+  bool boolean_or(const char* field, bool absent) const { return has(field) ? boolean(field) : absent; }
+  /// The regularizer a string field holds (Regularizer::str()), or none if the object has no such field.
+  std::optional<Regularizer> regularizer_or_none(const char* field) const {
+    if (!has(field)) return std::nullopt;
+    try {
+      return Regularizer::parse(string(field));
+    } catch (const ValueError& e) {
+      fail(field, e.what());
+    }
   }
   /// A JSON value as a message quotes it: at most ~100 bytes of its text
   /// (a value from a file can be megabytes long).

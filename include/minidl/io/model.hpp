@@ -6,7 +6,7 @@
 //
 // The metadata key "minidl.architecture" holds
 //   {"format": "minidl.Sequential", "version": 1, "input_shape": [...],
-//    "layers": [{"type", "name", "frozen", ["inference_pinned",] "config"}, ...]}
+//    "layers": [{"type", "name", "frozen", ["inference_pinned",] ["activity_regularizer",] "config"}, ...]}
 // (each layer as layer_config.hpp describes), next to "minidl.format": "model"
 // and "minidl.format_version". The tensors are named and laid out as by
 // save_weights (weights.hpp), so load_weights reads a model file too.
@@ -178,6 +178,7 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
                                  " bytes that no other layer has, got '", st_short(name), "' (", name.size(),
                                  " bytes)"));
     const bool frozen = entry.boolean("frozen"), pinned = entry.boolean_or("inference_pinned", false);
+    const std::optional<Regularizer> activity = entry.regularizer_or_none("activity_regularizer");
     const std::string where = message(source, ": layer ", i, " (", st_short(type), " '", name, "'): config");
     if (!entry.at("config").is_object()) entry.fail("config", "must be a JSON object");
     const ExpectTensor expect = [&](const char* tensor, const Shape& shape, const char* layout) {
@@ -188,6 +189,7 @@ Sequential<Scalar> build_model(const SafetensorsFile& file, const std::string& s
       Layer<Scalar>& layer = add_layer(model, type, name, config_from_json(entry.at("config")), input, expect);
       layer.set_frozen(frozen);
       layer.set_inference_pinned(pinned);
+      layer.set_activity_regularizer(activity);
     } catch (const FormatError&) {
       throw;
     } catch (const Error& e) {  // a value the layer rejects, or a shape that does not fit

@@ -64,6 +64,8 @@ struct BatchNormOptions {
   /// PyTorch momentum=None: running stats are the plain average of all batches so far.
   bool cumulative_average = false;
   FrozenBatchNormPolicy frozen_policy = FrozenBatchNormPolicy::moving_statistics;
+  /// Penalties on γ and β added to the loss (regularizers.hpp); none by default, as Keras.
+  std::optional<Regularizer> gamma_regularizer{}, beta_regularizer{};
 
   /// Keras defaults: momentum 0.99, ε 1e-3.
   static BatchNormOptions keras() { return {}; }
@@ -102,6 +104,8 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     c.set("convention", to_string(options_.convention)).set("momentum", options_.momentum);
     c.set("epsilon", options_.epsilon).set("cumulative_average", options_.cumulative_average);
     c.set("frozen_policy", to_string(options_.frozen_policy));
+    c.set("gamma_regularizer", detail::regularizer_value(options_.gamma_regularizer));
+    c.set("beta_regularizer", detail::regularizer_value(options_.beta_regularizer));
     return c;
   }
   static BatchNorm from_config(const LayerConfig& c) {
@@ -112,6 +116,8 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     o.epsilon = c.number("epsilon");
     o.cumulative_average = c.boolean("cumulative_average");
     o.frozen_policy = c.choice("frozen_policy", {P::moving_statistics, P::batch_statistics});
+    o.gamma_regularizer = detail::config_regularizer(c, "gamma_regularizer");
+    o.beta_regularizer = detail::config_regularizer(c, "beta_regularizer");
     return BatchNorm(o);
   }
   std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const override {
@@ -132,6 +138,10 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   }
 
   const BatchNormOptions& options() const { return options_; }
+  const Regularizer* weight_regularizer(const std::string& tensor) const override {
+    return detail::regularizer_named(tensor, {{"gamma", &options_.gamma_regularizer},
+                                              {"beta", &options_.beta_regularizer}});
+  }
   FrozenBatchNormPolicy frozen_policy() const { return options_.frozen_policy; }
   void set_frozen_policy(FrozenBatchNormPolicy policy) { options_.frozen_policy = policy; }
   void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) override { set_frozen_policy(policy); }

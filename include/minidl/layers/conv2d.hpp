@@ -39,6 +39,8 @@ struct Conv2DOptions {
   /// the same kernel. Without one the layer is not initialized() until
   /// initialize(rng) (Sequential::add calls it).
   std::optional<std::uint64_t> seed;
+  /// Penalties added to the loss (regularizers.hpp): on the kernel, on the bias, on the output.
+  std::optional<Regularizer> kernel_regularizer{}, bias_regularizer{}, activity_regularizer{};
 };
 
 template <class Scalar>
@@ -52,7 +54,9 @@ class Conv2D : public KernelLayer<Conv2D<Scalar>, Scalar> {
   /// Input shape fixed later by build() or Sequential::add. Throws ValueError
   /// unless filters, both kernel sizes and both strides are > 0.
   Conv2D(Index filters, std::array<Index, 2> kernel_size, Conv2DOptions options = {})
-      : Base(KernelSettings{options.activation, options.use_bias, options.kernel_initializer, options.seed}),
+      : Base(KernelSettings{options.activation, options.use_bias, options.kernel_initializer, options.seed,
+                            options.kernel_regularizer, options.bias_regularizer},
+             options.activity_regularizer),
         filters_(filters),
         kernel_size_(kernel_size),
         strides_(options.strides),
@@ -73,7 +77,8 @@ class Conv2D : public KernelLayer<Conv2D<Scalar>, Scalar> {
   Conv2D(const Shape& input, Index filters, Index kernel_size, Conv2DOptions options = {})
       : Conv2D(input, filters, {kernel_size, kernel_size}, options) {}
 
-  const char* type() const override { return "Conv2D"; }
+  static constexpr const char* type_name = "Conv2D";
+  const char* type() const override { return type_name; }
 
   LayerConfig config() const override {
     LayerConfig c;
@@ -93,6 +98,8 @@ class Conv2D : public KernelLayer<Conv2D<Scalar>, Scalar> {
     o.use_bias = s.use_bias;
     o.kernel_initializer = s.kernel_initializer;
     o.seed = s.seed;
+    o.kernel_regularizer = s.kernel_regularizer;
+    o.bias_regularizer = s.bias_regularizer;
     return Conv2D(filters, kernel_size, o);
   }
   std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const override {

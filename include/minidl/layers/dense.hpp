@@ -26,6 +26,9 @@ struct DenseOptions {
   /// redraws the same kernel. Without one the layer is not initialized()
   /// until initialize(rng) (Sequential::add calls it).
   std::optional<std::uint64_t> seed;
+  /// Penalties added to the loss (regularizers.hpp): on the kernel, on the bias, on the output. (The {}
+  /// keep DenseOptions{initializer, use_bias, seed}, written before they existed, free of -Wextra warnings.)
+  std::optional<Regularizer> kernel_regularizer{}, bias_regularizer{}, activity_regularizer{};
 };
 
 template <class Scalar>
@@ -37,7 +40,7 @@ class Dense : public KernelLayer<Dense<Scalar>, Scalar> {
   /// Sequential::add from a (features) input (Keras's Dense(units)). Throws
   /// ValueError unless units > 0.
   explicit Dense(Index units, Activation activation = Activation::linear, DenseOptions options = {})
-      : Base(settings(activation, options)), units_(checked("units", units)) {}
+      : Base(settings(activation, options), options.activity_regularizer), units_(checked("units", units)) {}
   /// Throws ValueError naming the argument unless inputs > 0 and units > 0,
   /// ShapeError if inputs·units exceeds max_elements.
   Dense(Index inputs, Index units, Activation activation = Activation::linear, DenseOptions options = {})
@@ -45,7 +48,8 @@ class Dense : public KernelLayer<Dense<Scalar>, Scalar> {
     this->build(Shape{checked("inputs", inputs)});
   }
 
-  const char* type() const override { return "Dense"; }
+  static constexpr const char* type_name = "Dense";
+  const char* type() const override { return type_name; }
 
   LayerConfig config() const override {
     LayerConfig c;
@@ -56,7 +60,8 @@ class Dense : public KernelLayer<Dense<Scalar>, Scalar> {
   static Dense from_config(const LayerConfig& c) {
     const Index units = c.positive("units");
     const KernelSettings s = Base::read_settings(c);
-    return Dense(units, s.activation, DenseOptions{s.kernel_initializer, s.use_bias, s.seed});
+    return Dense(units, s.activation,
+                 DenseOptions{s.kernel_initializer, s.use_bias, s.seed, s.kernel_regularizer, s.bias_regularizer, {}});
   }
   std::optional<std::vector<WeightShape>> weight_shapes(const Shape& input) const override {
     detail::checked_size(layer_label(*this) + ": kernel inputs x units", {input.size(), units_});
@@ -102,7 +107,7 @@ class Dense : public KernelLayer<Dense<Scalar>, Scalar> {
     return value;
   }
   static KernelSettings settings(Activation activation, const DenseOptions& o) {
-    return {activation, o.use_bias, o.kernel_initializer, o.seed};
+    return {activation, o.use_bias, o.kernel_initializer, o.seed, o.kernel_regularizer, o.bias_regularizer};
   }
   Index units_;
 };

@@ -34,6 +34,7 @@ struct KernelSettings {
   bool use_bias = true;
   Initializer kernel_initializer = Initializer::glorot_uniform;
   std::optional<std::uint64_t> seed;
+  std::optional<Regularizer> kernel_regularizer{}, bias_regularizer{};
 };
 
 template <class Derived, class Scalar>
@@ -61,12 +62,19 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
   Initializer kernel_initializer() const { return settings_.kernel_initializer; }
   const std::optional<std::uint64_t>& seed() const { return settings_.seed; }
 
+  const Regularizer* weight_regularizer(const std::string& tensor) const override {
+    return detail::regularizer_named(tensor, {{"kernel", &settings_.kernel_regularizer},
+                                              {"bias", &settings_.bias_regularizer}});
+  }
+
   PyTorchCounterpart pytorch_counterpart() const override { return {{{"kernel", "weight"}, {"bias", "bias"}}, {}, {}}; }
 
  protected:
   using Base::Base;
-  explicit KernelLayer(KernelSettings settings) : settings_(settings) {}
-  KernelLayer(Shape input, Shape output, KernelSettings settings) : Base(input, output), settings_(settings) {}
+  explicit KernelLayer(KernelSettings settings, const std::optional<Regularizer>& activity_regularizer = {})
+      : settings_(checked(settings)) {
+    this->set_activity_regularizer(activity_regularizer);
+  }
 
   /// Sizes the kernel (fan_in x units) and the bias, zeroed; draws the kernel
   /// now if the layer has a seed.
@@ -135,12 +143,15 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
   }
 
   /// The shared settings, written after the derived layer's own arguments
-  /// (Keras's order: ..., activation, use_bias, kernel_initializer, seed).
+  /// (Keras's order: ..., activation, use_bias, kernel_initializer, seed; then the
+  /// regularizers, which Keras lists after its initializers).
   void add_settings(LayerConfig& config) const {
     config.set("activation", to_string(settings_.activation))
         .set("use_bias", settings_.use_bias)
         .set("kernel_initializer", to_string(settings_.kernel_initializer))
         .set("seed", settings_.seed);
+    config.set("kernel_regularizer", detail::regularizer_value(settings_.kernel_regularizer))
+        .set("bias_regularizer", detail::regularizer_value(settings_.bias_regularizer));
   }
   static KernelSettings read_settings(const LayerConfig& config) {
     using I = Initializer;
@@ -150,12 +161,21 @@ class KernelLayer : public LayerBase<Derived, Scalar> {
     s.kernel_initializer =
         config.choice("kernel_initializer", {I::glorot_uniform, I::he_uniform, I::he_normal, I::zeros});
     s.seed = config.seed("seed");
+    s.kernel_regularizer = detail::config_regularizer(config, "kernel_regularizer");
+    s.bias_regularizer = detail::config_regularizer(config, "bias_regularizer");
     return s;
   }
 
   const KernelSettings& settings() const { return settings_; }
 
  private:
+  static KernelSettings checked(const KernelSettings& s) {
+    if (s.bias_regularizer && !s.use_bias)
+      throw ValueError(detail::message(Derived::type_name, ": bias_regularizer ", s.bias_regularizer->str(),
+                                       " given, but use_bias is false (there is no bias to regularize)"));
+    return s;
+  }
+
   KernelSettings settings_;
   bool initialized_ = false;
   Matrix<Scalar> kernel_;       // fan_in x units

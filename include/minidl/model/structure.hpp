@@ -43,6 +43,13 @@ Sequential<Scalar> Sequential<Scalar>::clone() const {
 }
 
 template <class Scalar>
+Scalar Sequential<Scalar>::regularization_loss() const {
+  std::vector<std::vector<Parameter<Scalar>>> parameters;  // fresh views: the model need not be compiled
+  for (const auto& l : layers_) parameters.push_back(l->parameters());
+  return detail::Penalties<Scalar>::weights(layers_, parameters);
+}
+
+template <class Scalar>
 Layer<Scalar>& Sequential<Scalar>::add_owned(std::shared_ptr<Layer<Scalar>> layer) {
   check_not_training("add");
   if (layer->name().empty()) layer->set_name(unique_name(layer->type()));  // so errors can name it

@@ -111,9 +111,11 @@ Scalar Sequential<Scalar>::forward_loss(const Matrix<Scalar>& x, const Matrix<Sc
   // batch, so that a rejected one changes nothing (no Dropout generator, no
   // moving statistics).
   const Matrix<Scalar>& y_pred = forward_all(x, [](std::size_t) { return Phase::training; });
-  // The loss and its gradient, before any update: this is what fit reports.
+  // The loss and its gradient, before any update: this is what fit reports,
+  // with the regularizers' penalties (Keras's loss + sum(model.losses)).
   loss_grad_.resize(y_pred.rows(), y_pred.cols());
-  return loss_->value(y_pred, y, &loss_grad_, sample_weight);
+  const Scalar loss = loss_->value(y_pred, y, &loss_grad_, sample_weight);
+  return loss + penalties_.total(layers_, parameters_);
 }
 
 template <class Scalar>
@@ -129,8 +131,10 @@ void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x) {
   const Matrix<Scalar>* grad = &loss_grad_;
   for (std::size_t i = layers_.size(); i-- > lowest;) {
     const Matrix<Scalar>& input = i == 0 ? x : layers_[i - 1]->output();
-    grad = &layers_[i]->backward(input, *grad, /*need_input_grad=*/i > lowest);
+    grad = &layers_[i]->backward(input, penalties_.output_gradient(i, *layers_[i], *grad),
+                                 /*need_input_grad=*/i > lowest);
   }
+  penalties_.add_weight_gradients(layers_, parameters_);
 
   // Update: frozen layers are skipped, so their weights stay bitwise unchanged.
   optimizer_->begin_step();
@@ -159,7 +163,8 @@ Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<
                  [&](Index begin, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
                    if (sample_weight) eval_w_ = sample_weight->segment(begin, n);
                    const Vector<Scalar>* w = sample_weight ? &eval_w_ : nullptr;
-                   means.add(loss_->value(out, y_batch, nullptr, w), metrics_, out, y_batch, w);
+                   const Scalar loss = loss_->value(out, y_batch, nullptr, w) + penalties_.total(layers_, parameters_);
+                   means.add(loss, metrics_, out, y_batch, w);
                  });
   // Round the means to Scalar, as the reported values are Scalars.
   const auto rounded = [](double mean) { return static_cast<double>(static_cast<Scalar>(mean)); };
@@ -386,7 +391,8 @@ Scalar Sequential<Scalar>::loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixR
   double sum = 0;
   for_each_batch(x, &y, batch_size, [&](std::size_t i) { return phases[i]; },
                  [&](Index, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
-                   sum += static_cast<double>(loss_->value(out, y_batch, nullptr)) * static_cast<double>(n);
+                   const Scalar loss = loss_->value(out, y_batch, nullptr) + penalties_.total(layers_, parameters_);
+                   sum += static_cast<double>(loss) * static_cast<double>(n);
                  });
   return static_cast<Scalar>(sum / static_cast<double>(x.rows()));
 }
