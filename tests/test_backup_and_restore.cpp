@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "resume_model.hpp"
@@ -155,7 +156,8 @@ TEST_CASE_TEMPLATE("a backup of another model or a damaged one is refused, nothi
   SUBCASE("another layer size") {
     Sequential<Scalar> other = resume_model<Scalar>(9);
     refused(other, with(resume_options<Scalar>(), {backup}),
-            "the backup is of another model: layer 0 (Dense 'dense') config 'units' is 8 in the backup, 9 in the model");
+            "the backup is of another model: layer 0 (Dense 'dense') config 'units' is 8 in the backup, 9 in the "
+            "model");
   }
   SUBCASE("another optimizer") {
     Sequential<Scalar> other = resume_model<Scalar>();
@@ -168,6 +170,17 @@ TEST_CASE_TEMPLATE("a backup of another model or a damaged one is refused, nothi
     FitOptions<Scalar> options = with(resume_options<Scalar>(), {backup});
     options.validation_split = 0.4;
     refused(other, options, "the backup was made by a fit on 40 training samples, this fit has 30");
+  }
+  SUBCASE("another scalar type") {  // the same program built for the other type
+    using Other = std::conditional_t<std::is_same_v<Scalar, float>, double, float>;
+    Sequential<Other> other = resume_model<Other>();
+    const auto [xo, yo] = resume_data<Other>();
+    auto other_backup = std::make_shared<BackupAndRestore<Other>>(dir.file("backup"));
+    FitOptions<Other> options = resume_options<Other>();
+    options.callbacks = {other_backup};
+    CHECK_THROWS_WITH_AS(other.fit(xo, yo, options), doctest::Contains("the backup is of a model of"),
+                         minidl::FormatError);
+    CHECK(other.optimizer().iterations() == 0);
   }
   SUBCASE("a truncated file") {
     std::filesystem::resize_file(path, std::filesystem::file_size(path) - 3);

@@ -47,7 +47,8 @@ Outcome run_worker(const std::vector<std::string>& args, const std::vector<std::
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  if (!errors.empty()) posix_spawn_file_actions_addopen(&actions, 2, errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!errors.empty())
+    posix_spawn_file_actions_addopen(&actions, 2, errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
   const int spawned = posix_spawn(&pid, MINIDL_RESUME_WORKER, &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);

@@ -15,16 +15,18 @@
 //     them, in the model's scalar dtype;
 //   - the optimizer state (optimizer_state.hpp);
 //   - metadata "minidl.architecture", as save_model writes it, to recognize the model;
-//   - metadata "minidl.backup": {"epoch": the next epoch, "shuffle_generator": [4 words],
+//   - metadata "minidl.backup": {"scalar": "F32" or "F64", "epoch": the next epoch, "shuffle_generator": [4 words],
 //       "generators": {layer name: words}, "num_batches_tracked": {BatchNorm name: n},
 //       "history": [the History's names]}
 //   - tensors "fit/order" (I64, the sample order the next shuffle permutes) and
 //     "fit/history/<i>" (F64, the values of the i-th History name).
 // When fit starts (on_train_restore) and a backup exists, it is checked
 // against the model before anything changes — the architecture (layer types,
-// names, configs), every tensor's shape, the optimizer's type and slots, the
-// generators, the number of training samples — and a mismatch throws
-// FormatError naming the file and what differs, the model unchanged. Then the
+// names, configs, the scalar type), every tensor's shape, the optimizer's type
+// and slots, the generators, the number of training samples — and a mismatch
+// throws FormatError naming the file and what differs, the model unchanged (a
+// damaged backup too, which atomic writes should never leave: delete it to
+// start afresh; Keras's double_checkpoint falls back to the one before). Then the
 // weights, optimizer, generators and BatchNorm counters are restored, and fit
 // goes on at the saved epoch with the saved shuffle generator, sample order
 // and History: weights, optimizer state and History end as an uninterrupted
@@ -170,7 +172,8 @@ class BackupAndRestore : public Callback<Scalar> {
       tensors.push_back({detail::history_tensor(i), DType::F64, {std::int64_t(values.size())}, values.data()});
     }
     const Rng::State shuffle = state.shuffle_rng.state();
-    metadata[detail::backup_key] = nlohmann::json{{"epoch", state.epoch},
+    metadata[detail::backup_key] = nlohmann::json{{"scalar", dtype_name(dtype_of<Scalar>())},
+                                                  {"epoch", state.epoch},
                                                   {"shuffle_generator", shuffle},
                                                   {"generators", generators},
                                                   {"num_batches_tracked", counters},
@@ -208,6 +211,11 @@ class BackupAndRestore : public Callback<Scalar> {
     const auto is_object = [](const nlohmann::json& v) { return v.is_object(); };
 
     // Everything read and checked before anything changes.
+    const char* scalar = dtype_name(dtype_of<Scalar>());
+    const auto& saved_scalar = field("scalar", [](const nlohmann::json& v) { return v.is_string(); }, "F32 or F64");
+    if (saved_scalar != scalar)  // converted values would not resume the run bit for bit
+      throw FormatError(message(path, ": the backup is of a model of ", detail::st_short(saved_scalar.dump()),
+                                " values, this model's are ", scalar));
     FitState restored;
     restored.epoch = field("epoch", [](const nlohmann::json& v) { return v.is_number_unsigned() && v <= 1u << 30; },
                            "an epoch number >= 0")

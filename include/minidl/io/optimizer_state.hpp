@@ -117,9 +117,10 @@ OptimizerState<Scalar> read_optimizer_state(const Sequential<Scalar>& model, con
   const auto field = [&](const char* name, auto check, const char* expected) -> const nlohmann::json& {
     return metadata_field(meta, name, check, expected, source, optimizer_key);
   };
-  const auto count = [](const nlohmann::json& v) { return v.is_number_unsigned() || (v.is_number_integer() && v >= 0); };
+  const auto count = [](const nlohmann::json& v) { return v.is_number_unsigned(); };  // a JSON integer >= 0
+  const auto text = [](const nlohmann::json& v) { return v.is_string(); };
   OptimizerState<Scalar> state;
-  state.type = field("type", [](const nlohmann::json& v) { return v.is_string(); }, "a string").template get<std::string>();
+  state.type = field("type", text, "a string").template get<std::string>();
   if (state.type != optimizer.type())
     throw FormatError(message(source, ": the optimizer state is a ", st_short(state.type), "'s, the model is compiled "
                               "with ", optimizer.type(), " (compile it with the optimizer the state was saved from)"));
