@@ -159,6 +159,12 @@ TEST_CASE_TEMPLATE("a backup of another model or a damaged one is refused, nothi
             "the backup is of another model: layer 0 (Dense 'dense') config 'units' is 8 in the backup, 9 in the "
             "model");
   }
+  SUBCASE("a layer frozen") {
+    Sequential<Scalar> other = resume_model<Scalar>();
+    other.layer(3).set_frozen(true);
+    refused(other, with(resume_options<Scalar>(), {backup}),
+            "layer 3's frozen is false in the backup, true in the model");
+  }
   SUBCASE("another optimizer") {
     Sequential<Scalar> other = resume_model<Scalar>();
     other.compile(minidl::CategoricalCrossentropy{}, minidl::SGD<Scalar>(Scalar(0.1)));

@@ -98,8 +98,12 @@ inline void check_same_architecture(const Json& saved, const Json& model, const 
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const Json& a = layers[i];
     const Json& b = model.at("layers")[i];
-    for (const auto& field : {"type", "name", "frozen", "inference_pinned"})
-      if (a.value(field, Json()) != b.value(field, Json()))
+    std::set<std::string> fields;  // type, name, frozen, and the optional ones (inference_pinned, ...)
+    for (const Json* layer : {&a, &b})
+      if (layer->is_object())
+        for (const auto& item : layer->items()) fields.insert(item.key());
+    for (const auto& field : fields)
+      if (field != "config" && a.value(field, Json()) != b.value(field, Json()))
         differ(message("layer ", i, "'s ", field), a.value(field, Json()), b.value(field, Json()));
     for (const auto& [key, value] : b.at("config").items())
       if (!a.contains("config") || a["config"].value(key, Json()) != value)
