@@ -336,14 +336,11 @@ TEST_CASE_TEMPLATE("allocations: every loss", Scalar, float, double) {
   }
 }
 
-TEST_CASE_TEMPLATE("allocations: a fit step allocates nothing after the first epoch", Scalar, float, double) {
-  auto model = make_model<Scalar>(
-      [](Sequential<Scalar>& m) {
-        m.add(BatchNorm<Scalar>(hidden));
-        m.add(Dropout<Scalar>(0.2));
-      },
-      Activation::softmax);
-  model.compile(CategoricalCrossentropy{}, Adam<Scalar>{}, {Metric::accuracy, Metric::mae});
+namespace {
+/// Checks that fit's batches allocate nothing after the first epoch (which sizes the buffers). `cache` is
+/// the frozen-prefix cache setting.
+template <class Scalar>
+void check_fit_steps(Sequential<Scalar>& model, PrefixCache cache) {
   const Index batches = 8;
   const int epochs = 3;
   const Matrix<Scalar> x = uniform<Scalar>(batches * batch, inputs, 3);
@@ -361,6 +358,7 @@ TEST_CASE_TEMPLATE("allocations: a fit step allocates nothing after the first ep
   options.verbose = 0;
   options.validation_data = ValidationData<Scalar>{x.topRows(2 * batch), y.topRows(2 * batch)};
   options.callbacks = {record};
+  options.cache_frozen_prefix = cache;
   const long total = allocations_in([&] { model.fit(x, y, options); });
 
   REQUIRE(counter_at_batch_end.size() == static_cast<std::size_t>(batches * epochs));
@@ -371,6 +369,33 @@ TEST_CASE_TEMPLATE("allocations: a fit step allocates nothing after the first ep
       INFO("epoch ", epoch, ", batch ", b);
       CHECK(counter_at_batch_end[i] - counter_at_batch_end[i - 1] == 0);
     }
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("allocations: a fit step allocates nothing after the first epoch", Scalar, float, double) {
+  auto model = make_model<Scalar>(
+      [](Sequential<Scalar>& m) {
+        m.add(BatchNorm<Scalar>(hidden));
+        m.add(Dropout<Scalar>(0.2));
+      },
+      Activation::softmax);
+  model.compile(CategoricalCrossentropy{}, Adam<Scalar>{}, {Metric::accuracy, Metric::mae});
+  check_fit_steps(model, PrefixCache::never);
+}
+
+TEST_CASE_TEMPLATE("allocations: a fit step on a cached frozen prefix allocates nothing after the first epoch", Scalar,
+                   float, double) {
+  auto model = make_model<Scalar>(
+      [](Sequential<Scalar>& m) {
+        m.add(BatchNorm<Scalar>(hidden));
+        m.add(Dense<Scalar>(hidden, Activation::relu));
+        m.add(Dropout<Scalar>(0.2));
+      },
+      Activation::softmax);
+  model.freeze(0, 3);  // Dense, BatchNorm (moving statistics), Dense
+  model.compile(CategoricalCrossentropy{}, Adam<Scalar>{}, {Metric::accuracy, Metric::mae});
+  REQUIRE(model.frozen_prefix() == 3);
+  check_fit_steps(model, PrefixCache::always);
 }
 
 TEST_CASE_TEMPLATE("allocations: evaluate allocates per call, not per batch", Scalar, float, double) {

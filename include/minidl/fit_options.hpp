@@ -63,6 +63,10 @@ class ValidationFrequency {
   std::vector<int> epochs_;  // when not empty, the validating epochs (1-based)
 };
 
+/// Whether fit computes the outputs of a frozen prefix once (Sequential::frozen_prefix(),
+/// model/prefix_cache.hpp): when they fit FitOptions::cache_memory_budget, always, or never.
+enum class PrefixCache { automatic, always, never };
+
 template <class Scalar>
 struct FitOptions {
   Index batch_size = 32;                                  ///< > 0; the last batch of an epoch may be smaller
@@ -91,6 +95,10 @@ struct FitOptions {
   std::ostream* out = &std::cout;                         ///< where progress goes
   /// Redraw the bar during the epoch: unset means "only if `out` is a terminal".
   std::optional<bool> live_progress{};
+  /// Compute the frozen prefix's outputs once per fit instead of once per batch (same results).
+  PrefixCache cache_frozen_prefix = PrefixCache::automatic;
+  /// The most memory (bytes) `automatic` lets the cache take; unset: a quarter of the machine's memory.
+  std::optional<std::size_t> cache_memory_budget{};
   /// Called in this order at each hook (callbacks/callback.hpp); none may be null.
   /// The Keras callbacks (EarlyStopping, CSVLogger, ...) are in callbacks.hpp.
   std::vector<std::shared_ptr<Callback<Scalar>>> callbacks{};

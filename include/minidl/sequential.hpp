@@ -37,6 +37,9 @@
 #include "progress.hpp"
 
 namespace minidl {
+namespace detail {
+template <class Scalar> struct PrefixOutputs;  // fit's cache of a frozen prefix (model/prefix_cache.hpp)
+}  // namespace detail
 
 template <class Scalar>
 class Sequential {
@@ -182,6 +185,11 @@ class Sequential {
   Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y);
   Scalar test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight);
 
+  /// How many leading layers fit computes once per fit, not per batch (model/prefix_cache.hpp): the longest run
+  /// of layers that train nothing (frozen, or without weights), compute the same function in both phases
+  /// (phases_differ() false) and have no activity regularizer; never the last layer.
+  std::size_t frozen_prefix() const;
+
   /// Loss of (x, y) with layer i run in `phases[i]`, without any weight update.
   /// Training-phase layers act as in fit: Dropout draws masks from its
   /// generator, a non-frozen BatchNorm updates its moving statistics. Used by
@@ -214,6 +222,11 @@ class Sequential {
   void summary(std::ostream& out = std::cout) const;
 
  private:
+  /// The layers a pass runs: [first, last); by default all of them. fit's
+  /// passes start after the prefix it has cached (model/prefix_cache.hpp).
+  struct Layers {
+    std::size_t first = 0, last = static_cast<std::size_t>(-1);
+  };
   // add()'s work, on a layer the model now owns alone (model/structure.hpp).
   Layer<Scalar>& add_owned(std::shared_ptr<Layer<Scalar>> layer);
 
@@ -268,15 +281,16 @@ class Sequential {
   /// Throws, before any layer runs, if some layer would reject a batch of
   /// `rows` in layer i's phase phase_of(i).
   template <class PhaseOf>
-  void check_batch(Index rows, PhaseOf phase_of) const {
-    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i]->check_batch(rows, phase_of(i));
+  void check_batch(Index rows, PhaseOf phase_of, Layers layers = {}) const {
+    for (std::size_t i = layers.first; i < std::min(layers.last, layers_.size()); ++i)
+      layers_[i]->check_batch(rows, phase_of(i));
   }
   /// check_batch for every batch size that batching `samples` by `batch_size`
   /// gives: the full batch and the shorter last one.
   template <class PhaseOf>
-  void check_batch_sizes(Index samples, Index batch_size, PhaseOf phase_of) const {
-    check_batch(std::min(samples, batch_size), phase_of);
-    if (samples > batch_size && samples % batch_size != 0) check_batch(samples % batch_size, phase_of);
+  void check_batch_sizes(Index samples, Index batch_size, PhaseOf phase_of, Layers layers = {}) const {
+    check_batch(std::min(samples, batch_size), phase_of, layers);
+    if (samples > batch_size && samples % batch_size != 0) check_batch(samples % batch_size, phase_of, layers);
   }
 
   const Layer<Scalar>& checked_front() const {
@@ -310,46 +324,33 @@ class Sequential {
     else detail::check_data_matrix(call, "y", y, output_shape().size());
   }
 
-  /// Runs every layer forward, layer i in phase_of(i); returns the last output.
+  /// Runs `layers` on x, layer i in phase_of(i), once each accepted the batch; returns the last output.
   template <class PhaseOf>
-  const Matrix<Scalar>& forward_all(const Matrix<Scalar>& x, PhaseOf phase_of) {
-    check_batch(x.rows(), phase_of);
-    const Matrix<Scalar>* h = &x;
-    for (std::size_t i = 0; i < layers_.size(); ++i) h = &layers_[i]->forward(*h, phase_of(i));
-    return *h;
-  }
-
-  /// The one batching loop of evaluation and prediction: runs the model on
-  /// x (and y, if not null) batch by batch, layer i in phase_of(i), and calls
-  /// each(begin, n, output, y batch) for the n rows from `begin`.
+  const Matrix<Scalar>& forward_layers(const Matrix<Scalar>& x, PhaseOf phase_of, Layers layers = {});
+  /// The one batching loop of evaluation and prediction: runs `layers` on x (and y, if not null) batch by
+  /// batch, and calls each(begin, n, output, y batch) for the n rows from `begin` (model/evaluation.hpp).
   template <class PhaseOf, class Each>
   void for_each_batch(ConstMatrixRef<Scalar> x, const ConstMatrixRef<Scalar>* y, Index batch_size, PhaseOf phase_of,
-                      Each each) {
-    for (Index begin = 0; begin < x.rows(); begin += batch_size) {
-      const Index n = std::min(batch_size, x.rows() - begin);
-      eval_x_ = x.middleRows(begin, n);
-      if (y) eval_y_ = y->middleRows(begin, n);
-      each(begin, n, forward_all(eval_x_, phase_of), eval_y_);
-    }
-  }
+                      Each each, Layers layers = {});
   static Phase inference(std::size_t) { return Phase::inference; }
-
-  /// predict's loop: inference-phase outputs of x, batch by batch, into out (sized).
-  void predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size) {
-    for_each_batch(x, nullptr, batch_size, inference,
-                   [&](Index begin, Index n, const Matrix<Scalar>& y_pred, const Matrix<Scalar>&) {
-                     out.middleRows(begin, n) = y_pred;
-                   });
-  }
+  /// predict's loop: inference-phase outputs of `layers` for x, batch by batch, into out (sized).
+  void predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size, Layers layers = {});
 
   /// The training step on batch (x, y), in two halves so that fit can ask its callbacks between them whether
   /// to apply the update: forward (training phase) and the loss with its gradient, then backward and the update.
-  Scalar forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y, const Vector<Scalar>* sample_weight);
-  void backward_update(const Matrix<Scalar>& x);
+  /// x is the input of the first of `layers` (after a cached prefix, its output).
+  Scalar forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y, const Vector<Scalar>* sample_weight,
+                      Layers layers = {});
+  void backward_update(const Matrix<Scalar>& x, std::size_t first = 0);
+  /// fit's frozen-prefix cache: made if the options allow and it fits (said if verbose > 0); dropped once the
+  /// prefix is shorter.
+  void cache_prefix(detail::PrefixOutputs<Scalar>& cache, ConstMatrixRef<Scalar> x,
+                    const ConstMatrixRef<Scalar>* x_val, const FitOptions<Scalar>& options, Index val_batch_size);
+  void check_prefix_cache(detail::PrefixOutputs<Scalar>& cache, const FitOptions<Scalar>& options);
   /// The names every epoch's logs hold, in History order.
   std::vector<std::string> log_names(bool validation) const;
   Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>* sample_weight,
-                     Index batch_size, const char* prefix);
+                     Index batch_size, const char* prefix, Layers layers = {});
   /// The public calls' checks, then their work (sample_weight may be null).
   Logs checked_evaluate(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
                         const Vector<Scalar>* sample_weight, Index batch_size);
@@ -379,8 +380,7 @@ class Sequential {
   std::unique_ptr<detail::LossFunctionBase<Scalar>> loss_;
   std::unique_ptr<Optimizer<Scalar>> optimizer_;
   std::vector<Metric> metrics_;
-  bool compiled_ = false;
-  bool training_ = false;  // fit or train_on_batch is running
+  bool compiled_ = false, training_ = false;  // training_: fit or train_on_batch is running
   std::vector<std::vector<Parameter<Scalar>>> parameters_;  // per layer, cached at compile()
   detail::Penalties<Scalar> penalties_;  // the regularizers' gradient buffers
 
@@ -395,4 +395,6 @@ class Sequential {
 
 #include "model/structure.hpp"
 #include "model/training.hpp"
+#include "model/evaluation.hpp"
+#include "model/prefix_cache.hpp"
 #include "model/summary.hpp"

@@ -1,6 +1,6 @@
-// minidl — Sequential's training loop: fit, the training step it shares with
-// train_on_batch, and evaluation (the class and its contracts are in
-// sequential.hpp, which includes this file at its end).
+// minidl — Sequential's training loop: fit and the training step it shares
+// with train_on_batch (the class and its contracts are in sequential.hpp,
+// which includes this file at its end; evaluation is in evaluation.hpp).
 //
 // fit, per epoch: shuffle the sample order (seeded), then for each batch
 // gather its rows, run the training-phase forward and the loss (the value
@@ -106,11 +106,11 @@ struct FitData {
 
 template <class Scalar>
 Scalar Sequential<Scalar>::forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y,
-                                        const Vector<Scalar>* sample_weight) {
-  // Forward, training phase; forward_all first asks every layer to accept the
+                                        const Vector<Scalar>* sample_weight, Layers layers) {
+  // Forward, training phase; forward_layers first asks every layer to accept the
   // batch, so that a rejected one changes nothing (no Dropout generator, no
   // moving statistics).
-  const Matrix<Scalar>& y_pred = forward_all(x, [](std::size_t) { return Phase::training; });
+  const Matrix<Scalar>& y_pred = forward_layers(x, [](std::size_t) { return Phase::training; }, layers);
   // The loss and its gradient, before any update: this is what fit reports,
   // with the regularizers' penalties (Keras's loss + sum(model.losses)).
   loss_grad_.resize(y_pred.rows(), y_pred.cols());
@@ -119,18 +119,19 @@ Scalar Sequential<Scalar>::forward_loss(const Matrix<Scalar>& x, const Matrix<Sc
 }
 
 template <class Scalar>
-void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x) {
+void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x, std::size_t first) {
   // Backward down to the lowest layer that has trainable parameters: below it
   // nothing would use the gradient (a frozen base costs no backward pass).
+  // Layers before `first` (a cached prefix) train nothing.
   std::size_t lowest = layers_.size();
-  for (std::size_t i = 0; i < layers_.size(); ++i)
+  for (std::size_t i = first; i < layers_.size(); ++i)
     if (!layers_[i]->frozen() && !parameters_[i].empty()) {
       lowest = i;
       break;
     }
   const Matrix<Scalar>* grad = &loss_grad_;
   for (std::size_t i = layers_.size(); i-- > lowest;) {
-    const Matrix<Scalar>& input = i == 0 ? x : layers_[i - 1]->output();
+    const Matrix<Scalar>& input = i == first ? x : layers_[i - 1]->output();
     grad = &layers_[i]->backward(input, penalties_.output_gradient(i, *layers_[i], *grad),
                                  /*need_input_grad=*/i > lowest);
   }
@@ -152,27 +153,6 @@ void Sequential<Scalar>::backward_update(const Matrix<Scalar>& x) {
   for_each_trainable([&](std::size_t slot, const auto& p, const auto& grad) {
     optimizer_->update(slot, p.values(), grad, p.name);  // the name, for exclude_from_weight_decay
   });
-}
-
-template <class Scalar>
-Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                                       const Vector<Scalar>* sample_weight, Index batch_size, const char* prefix) {
-  detail::RunningMeans<Scalar> means;
-  means.reset(metrics_.size());
-  for_each_batch(x, &y, batch_size, inference,
-                 [&](Index begin, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
-                   if (sample_weight) eval_w_ = sample_weight->segment(begin, n);
-                   const Vector<Scalar>* w = sample_weight ? &eval_w_ : nullptr;
-                   const Scalar loss = loss_->value(out, y_batch, nullptr, w) + penalties_.total(layers_, parameters_);
-                   means.add(loss, metrics_, out, y_batch, w);
-                 });
-  // Round the means to Scalar, as the reported values are Scalars.
-  const auto rounded = [](double mean) { return static_cast<double>(static_cast<Scalar>(mean)); };
-  Logs logs;
-  logs.set(std::string(prefix) + "loss", rounded(means.loss()));
-  for (std::size_t m = 0; m < metrics_.size(); ++m)
-    logs.set(std::string(prefix) + metric_name(metrics_[m]), rounded(means.metric(m)));
-  return logs;
 }
 
 template <class Scalar>
@@ -235,6 +215,9 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   for (auto& cb : options.callbacks) cb->on_train_restore(*this, state);  // BackupAndRestore's resume point
   state.history.set_params({options.epochs, steps, options.batch_size, samples, options.verbose});
   for (auto& cb : options.callbacks) cb->on_train_begin(*this, names);
+  // After the callbacks that may restore or set weights: the prefix's outputs as they will train.
+  detail::PrefixOutputs<Scalar> cache;
+  cache_prefix(cache, data.x, x_val ? &*x_val : nullptr, options, val_batch_size);
   for (int epoch = state.epoch; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : options.callbacks) cb->on_epoch_begin(*this, epoch);
     logs.clear();  // this epoch's values only: no val_* of the last epoch in its batches' logs
@@ -247,21 +230,23 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
     for (Index step = 0; step < steps; ++step) {
       const Index begin = step * options.batch_size;
       const Index n = std::min(options.batch_size, samples - begin);
-      batch_x_.resize(n, x.cols());
+      check_prefix_cache(cache, options);  // a callback may have unfrozen a cached layer
+      const ConstMatrixRef<Scalar> rows = cache.layers ? ConstMatrixRef<Scalar>(cache.train) : data.x;
+      batch_x_.resize(n, rows.cols());
       batch_y_.resize(n, y.cols());
       if (data.weights) batch_w_.resize(n);
       for (Index r = 0; r < n; ++r) {
         const Index sample = state.order[static_cast<std::size_t>(begin + r)];
-        batch_x_.row(r) = data.x.row(sample);
+        batch_x_.row(r) = rows.row(sample);
         batch_y_.row(r) = data.y.row(sample);
         if (data.weights) batch_w_(r) = (*data.weights)(sample);
       }
       const Vector<Scalar>* batch_w = data.weights ? &batch_w_ : nullptr;
-      const Scalar batch_loss = forward_loss(batch_x_, batch_y_, batch_w);
+      const Scalar batch_loss = forward_loss(batch_x_, batch_y_, batch_w, {cache.layers});
       // Callbacks may veto the update (TerminateOnNaN on a non-finite loss).
       bool update = true;
       for (auto& cb : options.callbacks) update = cb->on_batch_loss(*this, epoch, step, batch_loss) && update;
-      if (update) backward_update(batch_x_);
+      if (update) backward_update(batch_x_, cache.layers);
       // Metrics on the same pre-update training-phase outputs as the loss.
       means.add(batch_loss, metrics_, layers_.back()->output(), batch_y_, batch_w);
       logs.set("loss", means.loss());
@@ -274,8 +259,10 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
     // Validation after the epoch's last update, in the inference phase: the
     // same computation as evaluate(), hence the same value.
     if (x_val && options.validation_freq.validates(epoch)) {
-      const Logs val = evaluate_logs(*x_val, *y_val, data.val_weights ? &*data.val_weights : nullptr,
-                                     val_batch_size, "val_");
+      check_prefix_cache(cache, options);
+      const Logs val = evaluate_logs(cache.layers ? ConstMatrixRef<Scalar>(cache.validation) : *x_val, *y_val,
+                                     data.val_weights ? &*data.val_weights : nullptr, val_batch_size, "val_",
+                                     {cache.layers});
       for (const auto& [name, value] : val.entries()) logs.set(name, value);
     }
     for (auto& cb : options.callbacks) cb->on_epoch_logs(*this, epoch, logs);
@@ -287,57 +274,6 @@ History Sequential<Scalar>::fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar>
   }
   for (auto& cb : options.callbacks) cb->on_train_end(*this, logs);
   return state.history;
-}
-
-template <class Scalar>
-Logs Sequential<Scalar>::checked_evaluate(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                                          const Vector<Scalar>* sample_weight, Index batch_size) {
-  check_compiled(call);
-  check_data(call, x, y, sample_weight);
-  check_batch_size(call, batch_size);
-  return evaluate_logs(x, y, sample_weight, batch_size, "");
-}
-
-template <class Scalar>
-Scalar Sequential<Scalar>::evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size) {
-  return static_cast<Scalar>(checked_evaluate("evaluate", x, y, nullptr, batch_size)["loss"]);
-}
-
-template <class Scalar>
-Scalar Sequential<Scalar>::evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                                    const Vector<Scalar>& sample_weight, Index batch_size) {
-  return static_cast<Scalar>(checked_evaluate("evaluate", x, y, &sample_weight, batch_size)["loss"]);
-}
-
-template <class Scalar>
-Logs Sequential<Scalar>::evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size) {
-  return checked_evaluate("evaluate_all", x, y, nullptr, batch_size);
-}
-
-template <class Scalar>
-Logs Sequential<Scalar>::evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                                      const Vector<Scalar>& sample_weight, Index batch_size) {
-  return checked_evaluate("evaluate_all", x, y, &sample_weight, batch_size);
-}
-
-template <class Scalar>
-Matrix<Scalar> Sequential<Scalar>::predict(ConstMatrixRef<Scalar> x, Index batch_size) {
-  check_input_data("predict", x);
-  check_batch_size("predict", batch_size);
-  Matrix<Scalar> out(x.rows(), output_shape().size());
-  predict_batches(x, out, batch_size);
-  return out;
-}
-
-template <class Scalar>
-void Sequential<Scalar>::predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size) {
-  check_input_data("predict", x);
-  check_batch_size("predict", batch_size);
-  if (out.rows() != x.rows() || out.cols() != output_shape().size())
-    throw ShapeError(detail::message("Sequential::predict: out is ", out.rows(), " x ", out.cols(), ", expected ",
-                                     x.rows(), " x ", output_shape().size(),
-                                     " (a row per row of x, a column per output)"));
-  predict_batches(x, out, batch_size);
 }
 
 template <class Scalar>
@@ -362,39 +298,6 @@ template <class Scalar>
 Scalar Sequential<Scalar>::train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
                                           const Vector<Scalar>& sample_weight) {
   return checked_train_step(x, y, &sample_weight);
-}
-
-template <class Scalar>
-Scalar Sequential<Scalar>::test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y) {
-  return static_cast<Scalar>(checked_evaluate("test_on_batch", x, y, nullptr, x.rows())["loss"]);
-}
-
-template <class Scalar>
-Scalar Sequential<Scalar>::test_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                                         const Vector<Scalar>& sample_weight) {
-  return static_cast<Scalar>(checked_evaluate("test_on_batch", x, y, &sample_weight, x.rows())["loss"]);
-}
-
-template <class Scalar>
-Scalar Sequential<Scalar>::loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
-                                          const std::vector<Phase>& phases, Index batch_size) {
-  check_compiled("loss_in_phases");
-  check_not_training("loss_in_phases");
-  check_data("loss_in_phases", x, y);
-  check_batch_size("loss_in_phases", batch_size);
-  if (phases.size() != size())
-    throw ShapeError(detail::message("Sequential::loss_in_phases: phases has ", phases.size(),
-                                     " entries, expected one per layer (", size(), ")"));
-  // Training-phase layers change (statistics, generators) batch by batch:
-  // every batch size is checked against every layer before the first runs.
-  check_batch_sizes(x.rows(), batch_size, [&](std::size_t i) { return phases[i]; });
-  double sum = 0;
-  for_each_batch(x, &y, batch_size, [&](std::size_t i) { return phases[i]; },
-                 [&](Index, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
-                   const Scalar loss = loss_->value(out, y_batch, nullptr) + penalties_.total(layers_, parameters_);
-                   sum += static_cast<double>(loss) * static_cast<double>(n);
-                 });
-  return static_cast<Scalar>(sum / static_cast<double>(x.rows()));
 }
 
 }  // namespace minidl
