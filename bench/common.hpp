@@ -27,12 +27,15 @@ struct Options {
   int epochs = -1;   ///< workload B: training epochs (-1: the program's default)
   int threads = 1;   ///< worker threads for the products
   bool smoke = false;  ///< a few steps on a little data: checks that the program runs, measures nothing
+  int samples = -1;    ///< workload D: training images (-1: the default)
+  bool cache = true;   ///< workload D: fit caches the frozen prefix (--cache on) or runs it every batch (off)
   std::string data = "/usr/share/datasets/fashion-mnist";  ///< Fashion-MNIST folder (workload B)
 };
 
 [[noreturn]] inline void usage(const char* program, const std::string& problem) {
   std::cerr << program << ": " << problem << "\n"
-            << "usage: " << program << " [--steps N] [--epochs N] [--threads N] [--smoke] [--data DIR]\n";
+            << "usage: " << program << " [--steps N] [--epochs N] [--threads N] [--samples N] [--cache on|off] [--smoke]"
+            << " [--data DIR]\n";
   std::exit(2);
 }
 
@@ -56,6 +59,12 @@ inline Options parse_options(int argc, char** argv) {
     if (flag == "--steps") options.steps = positive_int(program, "--steps", value());
     else if (flag == "--epochs") options.epochs = positive_int(program, "--epochs", value());
     else if (flag == "--threads") options.threads = positive_int(program, "--threads", value());
+    else if (flag == "--samples") options.samples = positive_int(program, "--samples", value());
+    else if (flag == "--cache") {
+      const std::string mode = value();
+      if (mode != "on" && mode != "off") usage(program, "--cache expects on or off, got '" + mode + "'");
+      options.cache = mode == "on";
+    }
     else if (flag == "--smoke") options.smoke = true;
     else if (flag == "--data") options.data = value();
     else usage(program, "unknown argument '" + flag + "'");
