@@ -187,7 +187,7 @@ def main():
         path = os.path.join(args.build, name)
         return path if os.path.exists(path) else None
 
-    for required in ("a_minidl", "b_minidl", "c_minidl", "a_eigen", "b_eigen", "fma_peak", "products"):
+    for required in ("a_minidl", "b_minidl", "c_minidl", "d_minidl", "a_eigen", "b_eigen", "fma_peak", "products"):
         if not program(required):
             raise SystemExit(f"run_suite.py: {os.path.join(args.build, required)} not found; build with MINIDL_BUILD_BENCH=ON")
     torch_ok = not args.no_torch and subprocess.run([sys.executable, "-c", "import torch, numpy"],
@@ -246,6 +246,17 @@ def main():
                 command, env = torch_command("c", n, "--data", args.data)
                 runner.run(f"C pytorch {n}T", command, env)
 
+    # Workload D: a frozen conv base and a trained head, fit with the prefix cache and without, next to PyTorch's
+    # loop (which recomputes the base on every batch), 1 and 2 threads.
+    for _ in range(reps):
+        for n in threads:
+            t = ["--threads", str(n)]
+            runner.run(f"D minidl cache {n}T", cxx("d_minidl", *t, "--cache", "on", *data))
+            runner.run(f"D minidl no cache {n}T", cxx("d_minidl", *t, "--cache", "off", *data))
+            if torch_ok:
+                command, env = torch_command("d", n, "--data", args.data)
+                runner.run(f"D pytorch {n}T", command, env)
+
     # The workloads' products one at a time, minidl's kernel next to Eigen's (one program), one thread.
     for _ in range(reps):
         runner.run("products", cxx("products", "--threads", "1"))
@@ -268,9 +279,11 @@ def main():
 
 def key_of(run):
     """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads), ("C", impl, threads),
-    ("acc", impl) or ("products",)."""
+    ("D", impl, threads), ("acc", impl) or ("products",)."""
     if run["workload"] == "products":
         return ("products",)
+    if run["workload"] == "D":
+        return ("D", run["impl"], run["threads"])
     if run["workload"] in ("peak", "C"):
         return (run["workload"], run["impl"], run["threads"]) if run["workload"] == "C" else ("peak", run["threads"])
     if run["workload"] == "A":
@@ -333,7 +346,7 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
               + (" (**smoke run: tiny data, one repetition; the figures mean nothing**)" if args.smoke else "") + ".", ""]
     lines += machine + [""]
     lines += ["Every figure: median over runs (min–max), each run a separate process. "
-              f"A: {args.reps + 2} runs; B, C, the products and the peak: {args.reps} runs. "
+              f"A: {args.reps + 2} runs; B, C, D, the products and the peak: {args.reps} runs. "
               "Ratios are of medians. † = a run of this figure had other processes using over 15% of a CPU "
               "(even after retries).", ""]
 
@@ -423,6 +436,41 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                              f"{ratio(c[('minidl', n)][0], train)} | {ratio(c[('minidl', n)][1], infer)} |")
         lines.append("")
 
+    # Workload D.
+    d_impls = {"minidl-cache": "minidl, prefix cache", "minidl-nocache": "minidl, no cache", "pytorch": "PyTorch"}
+    d = {(i, n): {key: collect(get(("D", i, n)), key) for key in
+                  ("first_epoch_s", "later_epoch_median_s", "fit_s", "last_loss", "test_loss", "test_accuracy",
+                   "max_rss_kib")}
+         for i in d_impls for n in threads if get(("D", i, n))}
+    d_any = next((r for k, runs in results.items() if k[0] == "D" for r in runs), None)
+    if d_any:
+        cached = next((r for k, runs in results.items() if k[:2] == ("D", "minidl-cache") for r in runs), d_any)
+        lines += ["## Workload D: a frozen convolutional base and a trained head (fit's prefix cache), Adam, batch 32", "",
+                  "28×28×1 → Conv2D 16 3×3 same → BatchNorm → ReLU → MaxPooling 2×2 → Conv2D 32 3×3 same → BatchNorm "
+                  "→ ReLU → MaxPooling 2×2 → Conv2D 64 3×3 same → BatchNorm → ReLU → GlobalAveragePooling2D (the base) "
+                  "→ Dense 64 ReLU → Dropout(0.3) → Dense 10 softmax (the head), categorical cross-entropy. The whole "
+                  "model is trained for one epoch on the first 2,048 images (untimed), then the base is frozen and the "
+                  f"head fit for {d_any['epochs']} epochs on {d_any['train_samples']:,} training images; test figures "
+                  f"on {d_any['test_samples']:,} test images. minidl: `PrefixCache::always` (the base's outputs "
+                  "computed once per fit) or `PrefixCache::never` (the base runs on every batch); PyTorch: the base in "
+                  "eval() with requires_grad False, its forward under torch.no_grad() on every batch. The first epoch "
+                  "includes building the cache.", "",
+                  "| implementation | threads | first epoch (s) | epochs 2+ (median, s) | whole fit (s) "
+                  "| final training loss | test loss | test accuracy | max RSS (MiB) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for i, name in d_impls.items():
+            for n in threads:
+                if (i, n) not in d:
+                    continue
+                f = d[(i, n)]
+                lines.append(f"| {name} | {n} | {fmt(f['first_epoch_s'])} | {fmt(f['later_epoch_median_s'])} | "
+                             f"{fmt(f['fit_s'])} | {fmt(f['last_loss'], 6)} | {fmt(f['test_loss'], 4)} | "
+                             f"{fmt(f['test_accuracy'], 4, 100, '%')} | {fmt(f['max_rss_kib'], 3, 1 / 1024)} |")
+        lines += ["", f"The cache holds {cached['train_samples']:,} images × 64 features × 4 bytes = "
+                  f"{cached['cache_bytes'] / 2**20:.1f} MiB; `PrefixCache::automatic`'s budget "
+                  "(`detail::default_cache_budget()`, a quarter of the physical memory) is "
+                  f"{cached['default_cache_budget_bytes'] / 2**30:.2f} GiB on this machine.", ""]
+
     # The products one at a time: each run lists every product; a product's figures are matched across runs by
     # (workload, name).
     product_runs = get(("products",)) or []
@@ -485,12 +533,39 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
             r = speedup(c[("pytorch", n)][0], c[("minidl", n)][0]) if torch_ok else None
             target(f"C training step at least as fast as PyTorch, {n} thread{'s' if n > 1 else ''}", r,
                    r is not None and r >= 1, f"{r:.2f} × faster" if r else "")
-    d = (acc["minidl"]["median"] - acc["pytorch"]["median"]) if torch_ok and acc.get("minidl") and acc.get("pytorch") else None
-    target("B test accuracy ≈ PyTorch's (within 1 percentage point)", d, d is not None and abs(d) <= 0.01,
-           f"{100 * acc['minidl']['median']:.2f}% vs {100 * acc['pytorch']['median']:.2f}%" if d is not None else "")
+    gap = (acc["minidl"]["median"] - acc["pytorch"]["median"]) if torch_ok and acc.get("minidl") and acc.get("pytorch") else None
+    target("B test accuracy ≈ PyTorch's (within 1 percentage point)", gap, gap is not None and abs(gap) <= 0.01,
+           f"{100 * acc['minidl']['median']:.2f}% vs {100 * acc['pytorch']['median']:.2f}%" if gap is not None else "")
     m = rss["minidl"]["median"] * 1024 if rss.get("minidl") else None
     target("B peak memory ≤ 1.2 × (data set in float + model + one batch of activations)", m,
            m is not None and m <= bound, f"{m / 2**20:.0f} MiB (bound {bound / 2**20:.0f} MiB)" if m else "")
+    if d_any:
+        def d_fig(impl, n, key):
+            return d[(impl, n)][key] if (impl, n) in d else None
+
+        for n in threads:
+            per = f"{n} thread{'s' if n > 1 else ''}"
+            r = speedup(d_fig("minidl-nocache", n, "later_epoch_median_s"), d_fig("minidl-cache", n, "later_epoch_median_s"))
+            target(f"D epochs 2+ ≥ 10 × faster with the cache than without, {per}", r, r is not None and r >= 10,
+                   f"{r:.1f} × faster" if r else "")
+            r = speedup(d_fig("pytorch", n, "fit_s"), d_fig("minidl-cache", n, "fit_s"))
+            target(f"D whole fit with the cache ≥ 5 × faster than PyTorch's loop, {per}", r, r is not None and r >= 5,
+                   f"{r:.1f} × faster" if r else "")
+            on, off = d_fig("minidl-cache", n, "last_loss"), d_fig("minidl-nocache", n, "last_loss")
+            # Every run's final loss, not the medians: the cached fit is meant to be the uncached one.
+            losses = {mode: sorted({r["last_loss"] for r in get(("D", mode, n)) or []})
+                      for mode in ("minidl-cache", "minidl-nocache")}
+            target(f"D final training loss, cached = uncached, {per}", on if on and off else None,
+                   on is not None and off is not None and losses["minidl-cache"] == losses["minidl-nocache"],
+                   f"{', '.join(f'{v:.6g}' for v in losses['minidl-cache'])} cached, "
+                   f"{', '.join(f'{v:.6g}' for v in losses['minidl-nocache'])} uncached")
+        rss_d = d_fig("minidl-cache", 1, "max_rss_kib") if threads else None
+        m = rss_d["median"] * 1024 if rss_d else None
+        budget = cached["default_cache_budget_bytes"]
+        target("D peak memory with the cache ≤ the cache budget (a quarter of the physical memory), 1 thread", m,
+               m is not None and m <= budget,
+               f"{m / 2**20:.0f} MiB, of which the cache {cached['cache_bytes'] / 2**20:.1f} MiB "
+               f"(budget {budget / 2**30:.2f} GiB)" if m else "")
     lines.append("")
 
     # Notes.

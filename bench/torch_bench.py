@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Workloads A, B and C with PyTorch, for bench/run_suite.py.
+"""Workloads A, B, C and D with PyTorch, for bench/run_suite.py.
 
 The same workloads as bench/workloads.hpp, written as a PyTorch user would:
 nn.Sequential, torch.optim.Adam, a plain training loop. Prints one JSON line,
@@ -10,6 +10,10 @@ convention). The Dense-10 softmax + categorical cross-entropy of workload B
 is PyTorch's CrossEntropyLoss on the logits; predict applies the softmax.
 Workload C's images are PyTorch's native NCHW (N x 1 x 28 x 28), minidl's
 are channels-last: each library in its own layout, the same arithmetic.
+Workload D is what a PyTorch user writes for transfer learning: the frozen
+base in eval() with requires_grad False, its forward under torch.no_grad()
+on every batch of every epoch (PyTorch has no cache of it), and the head
+trained with Adam.
 
 Threads: torch.set_num_threads(n); run_suite.py also sets OPENBLAS_NUM_THREADS
 (Debian's PyTorch sends fp32 matrix products to the system BLAS).
@@ -32,6 +36,9 @@ B = dict(inputs=784, hidden=512, classes=10, batch=128, dropout=0.2, lr=1e-3, de
          smoke_samples=512, predict_batch=128)
 C = dict(height=28, width=28, filters1=32, filters2=64, kernel=3, pool=2, classes=10, batch=64, lr=1e-3,
          default_steps=100, smoke_steps=2, blocks=10)
+D = dict(height=28, width=28, filters=(16, 32, 64), kernel=3, pool=2, classes=10, hidden=64, dropout=0.3,
+         bn_momentum=0.1, batch=32, epochs=10, lr=1e-3, default_samples=12000, pretrain_samples=2048,
+         smoke_samples=256, smoke_epochs=2)  # bn_momentum: Keras's 0.9 in PyTorch's convention
 
 
 def glorot(model):
@@ -111,6 +118,30 @@ def load_fashion_mnist(folder, limit):
             images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
 
 
+def train_epoch(forward, optimizer, x, y, batch, generator):
+    """One shuffled epoch of Adam steps on the cross-entropy of forward(x batch); returns the
+    sample-weighted mean of the batches' losses (as fit's History)."""
+    loss_fn = nn.CrossEntropyLoss()
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator)
+    loss_sum = torch.zeros(())
+    for begin in range(0, n, batch):
+        index = order[begin:begin + batch]
+        xb, yb = x[index], y[index]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(forward(xb), yb)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * xb.shape[0]
+    return loss_sum.item() / n
+
+
+def conv_block(inputs, filters, kernel, momentum):
+    """Conv2d 'same' -> BatchNorm2d (Keras's ε) -> ReLU."""
+    return [nn.Conv2d(inputs, filters, kernel, padding="same"), nn.BatchNorm2d(filters, eps=1e-3, momentum=momentum),
+            nn.ReLU()]
+
+
 def workload_b(args):
     # As B::load: a smoke run keeps 512 samples of each split, --steps N keeps N batches' worth.
     limit = B["smoke_samples"] if args.smoke else (args.steps * B["batch"] if args.steps else None)
@@ -127,7 +158,6 @@ def workload_b(args):
         nn.Linear(h, h), bn(), nn.ReLU(), nn.Dropout(p),
         nn.Linear(h, B["classes"])))
     optimizer = torch.optim.Adam(model.parameters(), lr=B["lr"], eps=1e-7)
-    loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(1)
 
     n = train_x.shape[0]
@@ -135,18 +165,8 @@ def workload_b(args):
     for _ in range(epochs):
         model.train()
         start = time.perf_counter()
-        order = torch.randperm(n, generator=generator)
-        loss_sum = torch.zeros(())
-        for begin in range(0, n, B["batch"]):
-            index = order[begin:begin + B["batch"]]
-            xb, yb = train_x[index], train_y[index]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * xb.shape[0]
+        last_loss = train_epoch(model, optimizer, train_x, train_y, B["batch"], generator)
         epoch_s.append(time.perf_counter() - start)
-        last_loss = loss_sum.item() / n
 
     model.eval()
     start = time.perf_counter()
@@ -171,8 +191,7 @@ def workload_c(args):
     torch.manual_seed(42)
 
     def block(inputs, filters):
-        return [nn.Conv2d(inputs, filters, C["kernel"], padding="same"), nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01),
-                nn.ReLU(), nn.MaxPool2d(C["pool"])]
+        return [*conv_block(inputs, filters, C["kernel"], 0.01), nn.MaxPool2d(C["pool"])]
 
     side = C["height"] // C["pool"] // C["pool"]
     model = glorot(nn.Sequential(*block(1, C["filters1"]), *block(C["filters1"], C["filters2"]), nn.Flatten(),
@@ -210,17 +229,76 @@ def workload_c(args):
                 checksum=float(sum(c.item() for c in checksum)), max_rss_kib=max_rss_kib())
 
 
+def workload_d(args):
+    samples = D["smoke_samples"] if args.smoke else (args.samples or D["default_samples"])
+    epochs = D["smoke_epochs"] if args.smoke else D["epochs"]
+    train_x, train_y, test_x, test_y = load_fashion_mnist(args.data, samples)
+    images = train_x.reshape(-1, 1, D["height"], D["width"]).contiguous()
+    test_images = test_x.reshape(-1, 1, D["height"], D["width"]).contiguous()
+    torch.manual_seed(42)
+    f1, f2, f3 = D["filters"]
+    k, m, p = D["kernel"], D["bn_momentum"], D["pool"]
+    base = glorot(nn.Sequential(*conv_block(1, f1, k, m), nn.MaxPool2d(p), *conv_block(f1, f2, k, m), nn.MaxPool2d(p),
+                                *conv_block(f2, f3, k, m), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    head = glorot(nn.Sequential(nn.Linear(f3, D["hidden"]), nn.ReLU(), nn.Dropout(D["dropout"]),
+                                nn.Linear(D["hidden"], D["classes"])))
+    model = nn.Sequential(base, head)
+    generator = torch.Generator().manual_seed(1)
+
+    # "Pretrained briefly": one epoch of the whole model on the first images, untimed (as d_minidl).
+    model.train()
+    pretrain = D["pretrain_samples"]
+    train_epoch(model, torch.optim.Adam(model.parameters(), lr=D["lr"], eps=1e-7), images[:pretrain],
+                train_y[:pretrain], D["batch"], generator)
+
+    # Frozen base: inference mode (BatchNorm's running statistics), no gradients, recomputed on every batch.
+    base.eval()
+    for parameter in base.parameters():
+        parameter.requires_grad_(False)
+
+    def forward(xb):
+        with torch.no_grad():
+            features = base(xb)
+        return head(features)
+
+    optimizer = torch.optim.Adam(head.parameters(), lr=D["lr"], eps=1e-7)
+    epoch_s, last_loss = [], 0.0
+    fit_start = time.perf_counter()
+    for _ in range(epochs):
+        head.train()
+        start = time.perf_counter()
+        last_loss = train_epoch(forward, optimizer, images, train_y, D["batch"], generator)
+        epoch_s.append(time.perf_counter() - start)
+    fit_s = time.perf_counter() - fit_start
+
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.inference_mode():
+        for b in range(0, test_images.shape[0], D["batch"]):
+            logits = model(test_images[b:b + D["batch"]])
+            yb = test_y[b:b + D["batch"]]
+            loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == yb).sum().item()
+    n_test = test_images.shape[0]
+    return dict(workload="D", impl="pytorch", threads=args.threads, train_samples=images.shape[0], epochs=epochs,
+                epoch_s=epoch_s, first_epoch_s=epoch_s[0],
+                later_epoch_median_s=statistics.median(epoch_s[1:]) if len(epoch_s) > 1 else 0.0,
+                fit_s=fit_s, last_loss=last_loss, test_samples=n_test, test_loss=loss_sum / n_test,
+                test_accuracy=correct / n_test, max_rss_kib=max_rss_kib())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=["a", "b", "c"], required=True)
+    parser.add_argument("--workload", choices=["a", "b", "c", "d"], required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=0)
+    parser.add_argument("--samples", type=int, default=0, help="workload D: training images")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = dict(a=workload_a, b=workload_b, c=workload_c)[args.workload](args)
+    result = dict(a=workload_a, b=workload_b, c=workload_c, d=workload_d)[args.workload](args)
     result["torch_version"] = torch.__version__
     print(json.dumps(result))
 
