@@ -46,7 +46,7 @@ struct HookReset {
 
 }  // namespace
 
-TEST_CASE("write_file_atomically: writes a new file, then overwrites it; binary bytes kept") {
+TEST_CASE("write_file_atomically: writes a new file, then overwrites it, binary bytes kept") {
   const minidl::test::TempDir scratch("minidl_test_atomic_write");
   const fs::path dir = scratch.path;
   const fs::path path = dir / "out.bin";

@@ -195,7 +195,7 @@ TEST_CASE_TEMPLATE("a backup of another model or a damaged one is refused, nothi
   }
 }
 
-TEST_CASE_TEMPLATE("delete_checkpoint = false keeps the backup; the backup needs named, registered layers", Scalar,
+TEST_CASE_TEMPLATE("delete_checkpoint = false keeps the backup, the backup needs named, registered layers", Scalar,
                    float, double) {
   const auto [x, y] = resume_data<Scalar>();
   TempDir dir;

@@ -196,7 +196,7 @@ TEST_CASE("a layer that declares no weight shapes: flat shapes, and its tensors 
                        doctest::Contains("tensor 'dense.kernel' has shape [2, 4], expected [2, 3]"), FormatError);
 }
 
-TEST_CASE("a user's layer's weights load by name; a wrong shape names the tensor and its layout") {
+TEST_CASE("a user's layer's weights load by name, a wrong shape names the tensor and its layout") {
   const test::TempDir dir("minidl_custom_layer");
   Sequential<double> model = noisy_model<double>(1), other = noisy_model<double>(2);
   auto& noise = dynamic_cast<ScaledNoise<double>&>(model.layer(1));

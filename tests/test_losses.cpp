@@ -328,7 +328,7 @@ TEST_CASE_TEMPLATE("sparse categorical cross-entropy: Keras's test values, and e
   }
 }
 
-TEST_CASE("sparse categorical cross-entropy: gradient by central differences; bad labels and shapes are errors") {
+TEST_CASE("sparse categorical cross-entropy: gradient by central differences, bad labels and shapes are errors") {
   const auto pred = uniform(4, 3, 1, -2, 2);
   const auto prob = uniform(4, 3, 2, 0.05, 0.95);
   const auto labels = matrix<double>(4, 1, {2, 0, 1, 2});
@@ -377,7 +377,7 @@ TEST_CASE_TEMPLATE("sample weights: Keras's weighted values, divided by N (not b
   CHECK((g1.array() == g2.array()).all());
 }
 
-TEST_CASE("sample weights: every loss's weighted gradient matches central differences; bad weights are errors") {
+TEST_CASE("sample weights: every loss's weighted gradient matches central differences, bad weights are errors") {
   const auto pred = uniform(4, 3, 1, -2, 2);
   const auto prob = uniform(4, 3, 2, 0.05, 0.95);
   const auto soft = uniform(4, 3, 3, 0, 1);

@@ -115,7 +115,7 @@ TEST_CASE_TEMPLATE("mse is the mean squared error over outputs and samples", Sca
   CHECK(metric_name(Metric::mse) == "mse");
 }
 
-TEST_CASE_TEMPLATE("a custom metric: fn(y_true, y_pred) per sample, averaged; Keras's argument order", Scalar, float,
+TEST_CASE_TEMPLATE("a custom metric: fn(y_true, y_pred) per sample, averaged, Keras's argument order", Scalar, float,
                    double) {
   // The largest error of each row: [1, 3] → mean 2. Signed, to tell the argument order apart: y_true − y_pred.
   const Metric worst = Metric::custom("worst", [](const auto& y_true, const auto& y_pred) {
@@ -183,7 +183,7 @@ TEST_CASE_TEMPLATE("weighted metrics: Keras's test_weighted values", Scalar, flo
   CHECK(Metric::mae.sum(mp, mt, nullptr) == doctest::Approx(3.0));
 }
 
-TEST_CASE("weighted custom metrics need per-sample values; bad weights are errors naming the metric") {
+TEST_CASE("weighted custom metrics need per-sample values, bad weights are errors naming the metric") {
   const auto p = matrix<double>(2, 2, {1, 2, 3, 4});
   const auto t = matrix<double>(2, 2, {2, 2, 6, 1});
   const Metric per_sample = Metric::custom("abs_sum", [](const auto& y_true, const auto& y_pred) {

@@ -120,7 +120,7 @@ TEST_CASE("save_best_only with {epoch}: a new file at each strict improvement of
   CHECK(checkpoint->best() == best);
 }
 
-TEST_CASE_TEMPLATE("without save_best_only every epoch is saved; {epoch} is 1-based with Python format specs", S,
+TEST_CASE_TEMPLATE("without save_best_only every epoch is saved, {epoch} is 1-based with Python format specs", S,
                    float, double) {
   const test::TempDir dir("minidl_checkpoint");
   auto checkpoint = std::make_shared<ModelCheckpoint<S>>(dir.file("sub/model-{epoch:02d}-{val_loss:.3f}.safetensors"));
@@ -141,7 +141,7 @@ TEST_CASE_TEMPLATE("without save_best_only every epoch is saved; {epoch} is 1-ba
   CHECK(last.predict(x) == run.model.predict(x));
 }
 
-TEST_CASE("ModelCheckpoint: mode automatic follows Keras; bad arguments fail before training") {
+TEST_CASE("ModelCheckpoint: mode automatic follows Keras, bad arguments fail before training") {
   CHECK(ModelCheckpoint<float>("a").minimizes());
   CHECK_FALSE(ModelCheckpoint<float>("a", {"val_accuracy"}).minimizes());
   CHECK_FALSE(ModelCheckpoint<float>("a", {"fmeasure"}).minimizes());

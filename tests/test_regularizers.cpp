@@ -208,7 +208,7 @@ TEST_CASE_TEMPLATE("every loss the model reports holds the same penalties: fit's
   CHECK(penalties > model.regularization_loss());  // the weights' and the activity penalties
 }
 
-TEST_CASE_TEMPLATE("a frozen layer's penalty stays in the loss, constant; its weights do not move", T, float,
+TEST_CASE_TEMPLATE("a frozen layer's penalty stays in the loss, constant, its weights do not move", T, float,
                    double) {
   Sequential<T> model = regularized_model<T>();
   model.layer(0).set_frozen(true);
@@ -251,7 +251,7 @@ TEST_CASE("regularizers are saved with the model, on every layer type, and load 
   CHECK(loaded.evaluate(x, y) == model.evaluate(x, y));
 }
 
-TEST_CASE("a layer's config holds its regularizers; a config without them (an older file) means none") {
+TEST_CASE("a layer's config holds its regularizers, a config without them (an older file) means none") {
   DenseOptions options;
   options.kernel_regularizer = L2(0.5);
   const LayerConfig config = Dense<float>(3, 2, Activation::relu, options).config();

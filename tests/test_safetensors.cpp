@@ -63,7 +63,7 @@ TEST_CASE("encode_safetensors: the bytes of a tiny file match the format by hand
   CHECK(bytes == expected);
 }
 
-TEST_CASE_TEMPLATE("safetensors round trip: F32 and F64, scalar, zero-sized, metadata; read as T", T, float, double) {
+TEST_CASE_TEMPLATE("safetensors round trip: F32 and F64, scalar, zero-sized, metadata, read as T", T, float, double) {
   const float f32[6] = {1.5f, -2.25f, 0.0f, 3e-8f, -1e30f, 7.0f};
   const double f64[3] = {0.1, -1e300, 2.5};
   const double scalar = 42.0;
@@ -119,7 +119,7 @@ TEST_CASE_TEMPLATE("safetensors round trip: F32 and F64, scalar, zero-sized, met
   CHECK(sv == T(42));
 }
 
-TEST_CASE("parse_safetensors: a hand-made file parses; a broken one names the source") {
+TEST_CASE("parse_safetensors: a hand-made file parses, a broken one names the source") {
   const std::string good = file_bytes(R"({"x":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})",
                                       std::string("\0\0\0\0\0\0\xF0\x3F", 8));  // 1.0
   double x = 0;
@@ -345,7 +345,7 @@ TEST_CASE("SafetensorsFile::read converts every dtype of the format, decoded by 
   }
 }
 
-TEST_CASE("write_safetensors writes integer dtypes as given; the bytes come back unchanged") {
+TEST_CASE("write_safetensors writes integer dtypes as given, the bytes come back unchanged") {
   const std::int64_t counter[1] = {-5};
   const std::uint16_t halves[2] = {0x3C00, 0xC000};  // F16 1.0, -2.0
   const std::string bytes = minidl::encode_safetensors(

@@ -43,7 +43,7 @@ Vector<Scalar> weights_of(Index rows, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("evaluate with sample weights is Keras's Σ w_i ℓ_i / N; metrics Σ w_i m_i / Σ w_i", T, float,
+TEST_CASE_TEMPLATE("evaluate with sample weights is Keras's Σ w_i ℓ_i / N, metrics Σ w_i m_i / Σ w_i", T, float,
                    double) {
   const auto x = test::uniform<T>(10, 4, 1);
   const auto y = labels_one_hot<T>(10);
@@ -139,7 +139,7 @@ TEST_CASE_TEMPLATE("class_weight is a sample weight per class (argmax of one-hot
   CHECK(hs.loss() == hb.loss());
 }
 
-TEST_CASE_TEMPLATE("weighted validation: validation_split keeps the held-out rows' weights; ValidationData has its own",
+TEST_CASE_TEMPLATE("weighted validation: validation_split keeps the held-out rows' weights, ValidationData has its own",
                    T, float, double) {
   const auto x = test::uniform<T>(12, 4, 7);
   const auto y = labels_one_hot<T>(12);

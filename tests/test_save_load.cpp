@@ -193,7 +193,7 @@ TEST_CASE_TEMPLATE("save_weights then load_weights restores every tensor bit for
   }
 }
 
-TEST_CASE_TEMPLATE("save_weights converts to the requested dtype; load_weights converts to the model's scalar", S,
+TEST_CASE_TEMPLATE("save_weights converts to the requested dtype, load_weights converts to the model's scalar", S,
                    float, double) {
   const test::TempDir dir("minidl_save_load");
   auto model = dense_model<S>(1);
@@ -427,7 +427,7 @@ TEST_CASE("save_model keeps every option: BatchNorm conventions and policies, se
   CHECK(dropout.seed() == std::optional<std::uint64_t>(11));
 }
 
-TEST_CASE("a model saved as F32 loads into double as the float-rounded model; F64 into float rounds once") {
+TEST_CASE("a model saved as F32 loads into double as the float-rounded model, F64 into float rounds once") {
   const test::TempDir dir("minidl_save_load");
   auto model = conv_model<double>(1);
   train(model, 40);

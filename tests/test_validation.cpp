@@ -111,7 +111,7 @@ TEST_CASE("validation_split: a bad value, a split leaving a part empty, or one n
                  "ignore the split)");
 }
 
-TEST_CASE_TEMPLATE("validation_freq: every n-th epoch or the listed ones (from 1); the others have no val_*", T,
+TEST_CASE_TEMPLATE("validation_freq: every n-th epoch or the listed ones (from 1), the others have no val_*", T,
                    float, double) {
   const auto x = test::uniform<T>(24, 3, 7);
   const auto y = test::uniform<T>(24, 1, 8);
