@@ -21,8 +21,11 @@
 //
 // If a callback changes the prefix while fit runs (unfreezes a layer, changes
 // the frozen BatchNorm policy or the pinning), fit notices before the next
-// batch, drops the cache and runs every layer from then on. It does not see
-// a callback that writes new weights into a cached frozen layer: use
+// batch, drops the cache and runs every layer from then on. (A change made in
+// on_batch_loss, between a batch's forward and backward pass, therefore
+// reaches a cached layer one batch later than it would reach it uncached:
+// make such changes in on_batch_end or on_epoch_begin.) It does not see a
+// callback that writes new weights into a cached frozen layer: use
 // PrefixCache::never for that.
 #pragma once
 
