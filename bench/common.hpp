@@ -34,7 +34,8 @@ struct Options {
 
 [[noreturn]] inline void usage(const char* program, const std::string& problem) {
   std::cerr << program << ": " << problem << "\n"
-            << "usage: " << program << " [--steps N] [--epochs N] [--threads N] [--samples N] [--cache on|off] [--smoke]"
+            << "usage: " << program
+            << " [--steps N] [--epochs N] [--threads N] [--samples N] [--cache on|off] [--smoke]"
             << " [--data DIR]\n";
   std::exit(2);
 }

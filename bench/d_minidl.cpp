@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   model.freeze(0, base);
   model.compile(minidl::CategoricalCrossentropy{}, minidl::Adam<float>{D::learning_rate}, {minidl::Metric::accuracy});
   if (model.frozen_prefix() != base) {
-    std::cerr << argv[0] << ": the frozen prefix is " << model.frozen_prefix() << " layers, expected the base's " << base
+    std::cerr << argv[0] << ": the frozen prefix is " << model.frozen_prefix() << " layers, expected the base's "
+              << base
               << "\n";
     return 1;
   }

@@ -52,7 +52,9 @@ class ScaledNoise : public minidl::LayerBase<ScaledNoise<Scalar>, Scalar> {
     c.set("stddev", stddev_).set("seed", seed_);
     return c;
   }
-  static ScaledNoise from_config(const minidl::LayerConfig& c) { return ScaledNoise(c.number("stddev"), c.seed("seed")); }
+  static ScaledNoise from_config(const minidl::LayerConfig& c) {
+    return ScaledNoise(c.number("stddev"), c.seed("seed"));
+  }
   std::optional<std::vector<minidl::WeightShape>> weight_shapes(const minidl::Shape& input) const override {
     return std::vector<minidl::WeightShape>{{"scale", minidl::Shape{input.size()}, "features"}};
   }

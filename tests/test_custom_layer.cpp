@@ -153,8 +153,8 @@ TEST_CASE("an unregistered layer type: save_model and load_model say how to regi
   model.add(Dense<float>(2, 3));
   model.add(Offset());
   CHECK_THROWS_WITH_AS(save_model(model, dir.file("m.safetensors")),
-                       doctest::Contains("layer 1 (Offset 'offset') is of type 'Offset', which is not registered, "
-                                         "so load_model could not make it again: call register_layer<Type>(\"Offset\")"),
+                       doctest::Contains("layer 1 (Offset 'offset') is of type 'Offset', which is not registered, so "
+                                         "load_model could not make it again: call register_layer<Type>(\"Offset\")"),
                        ValueError);
   CHECK_FALSE(std::filesystem::exists(dir.file("m.safetensors")));
 

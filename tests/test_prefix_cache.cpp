@@ -102,7 +102,8 @@ void check_same_run(Sequential<Scalar>& cached, Sequential<Scalar>& uncached, co
   }
   CHECK(bitwise_equal(cached.get_weights(), uncached.get_weights()));
   // The Dropout generator advanced the same way: the next fit would draw the same masks.
-  for (std::size_t i = 0; i < cached.size(); ++i) CHECK(cached.layer(i).generator_state() == uncached.layer(i).generator_state());
+  for (std::size_t i = 0; i < cached.size(); ++i)
+    CHECK(cached.layer(i).generator_state() == uncached.layer(i).generator_state());
 }
 
 }  // namespace
@@ -283,7 +284,7 @@ TEST_CASE("over the memory budget fit says so once and runs every layer, with th
   CHECK(text.str().find("are frozen and the same in both phases") != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("a callback that unfreezes a cached layer mid-fit: the cache is dropped, the run is the uncached one",
+TEST_CASE_TEMPLATE("a callback that unfreezes a cached layer mid-fit: the cache is dropped, the run is uncached",
                    T, float, double) {
   const Matrix<T> x = test::uniform<T>(64, 12, 9);
   const Matrix<T> y = labels<T>(64, 3, 10);

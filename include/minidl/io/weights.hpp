@@ -19,9 +19,9 @@
 // A load checks everything before it changes anything: every tensor of the
 // model present with its shape, no tensor the model lacks (unless
 // LoadOptions::strict is false; a saved optimizer state, "optimizer/...", is
-// not the model's weights and is never loaded here: see optimizer_state.hpp). A failed load throws FormatError naming the
-// file, the tensor, what was expected and what was found, and leaves the model
-// bit for bit as it was.
+// not the model's weights and is never loaded here: see optimizer_state.hpp).
+// A failed load throws FormatError naming the file, the tensor, what was
+// expected and what was found, and leaves the model bit for bit as it was.
 #pragma once
 
 #include <cstdint>

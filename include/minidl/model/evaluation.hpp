@@ -33,10 +33,10 @@ void Sequential<Scalar>::for_each_batch(ConstMatrixRef<Scalar> x, const ConstMat
 template <class Scalar>
 void Sequential<Scalar>::predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size,
                                          Layers layers) {
-  for_each_batch(
-      x, nullptr, batch_size, inference,
-      [&](Index begin, Index n, const Matrix<Scalar>& y_pred, const Matrix<Scalar>&) { out.middleRows(begin, n) = y_pred; },
-      layers);
+  const auto store = [&](Index begin, Index n, const Matrix<Scalar>& y_pred, const Matrix<Scalar>&) {
+    out.middleRows(begin, n) = y_pred;
+  };
+  for_each_batch(x, nullptr, batch_size, inference, store, layers);
 }
 
 template <class Scalar>
