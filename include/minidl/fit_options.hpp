@@ -17,6 +17,7 @@
 
 #include "callbacks/callback.hpp"
 #include "error.hpp"
+#include "replicas.hpp"
 #include "tensor.hpp"
 
 namespace minidl {
@@ -99,6 +100,9 @@ struct FitOptions {
   PrefixCache cache_frozen_prefix = PrefixCache::automatic;
   /// The most memory (bytes) `automatic` lets the cache take; unset: a quarter of the machine's memory.
   std::optional<std::size_t> cache_memory_budget{};
+  /// A data-parallel fit over these replicas (replicas.hpp; <minidl/distributed.hpp> makes them on MPI): each
+  /// global batch of batch_size rows is split across them, every replica applies the same update. Unset: one process.
+  std::shared_ptr<ReplicaGroup> replicas{};
   /// Called in this order at each hook (callbacks/callback.hpp); none may be null.
   /// The Keras callbacks (EarlyStopping, CSVLogger, ...) are in callbacks.hpp.
   std::vector<std::shared_ptr<Callback<Scalar>>> callbacks{};

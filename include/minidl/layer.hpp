@@ -28,6 +28,7 @@
 #include "parameter.hpp"
 #include "random.hpp"
 #include "regularizers.hpp"
+#include "replicas.hpp"
 #include "tensor.hpp"
 
 namespace minidl {
@@ -89,9 +90,10 @@ class Layer {
   }
   /// The layer's PyTorch counterpart (see PyTorchCounterpart); default: none.
   virtual PyTorchCounterpart pytorch_counterpart() const { return {}; }
-  /// Layers that can normalize a frozen layer's training batches with batch
-  /// statistics (BatchNorm) follow `policy`; others ignore it.
+  /// Layers that can normalize a frozen layer's training batches with batch statistics (BatchNorm) follow it.
   virtual void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) { (void)policy; }
+  /// Layers with batch statistics (BatchNorm) sum them over a data-parallel fit's replicas when true.
+  virtual void set_synchronized_statistics(bool synchronized) { (void)synchronized; }
 
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const { return output_shape_; }
@@ -150,17 +152,15 @@ class Layer {
 
   /// Draws initial weights from `rng`. Layers without random weights ignore it.
   virtual void initialize(Rng& rng) { (void)rng; }
-  /// False until a layer with random weights has been initialized
-  /// (by Sequential::add, by an explicit seed, or by initialize()).
+  /// False until a layer with random weights has been initialized (by Sequential::add, a seed, initialize()).
   virtual bool initialized() const { return true; }
 
-  /// The state of the layer's random generator (Dropout's masks), which BackupAndRestore saves so that a
-  /// resumed run draws what the uninterrupted one would have. Default: none (empty). A layer that draws
-  /// while training overrides both, with generator_words() and restore_generator().
+  /// The state of the layer's random generator (Dropout's masks), which BackupAndRestore saves so that a resumed
+  /// run draws what the uninterrupted one would have. Default: none. A layer that draws while training overrides
+  /// both, with generator_words() and restore_generator().
   virtual std::vector<std::uint64_t> generator_state() const { return {}; }
-  /// Restores what generator_state() returned. Throws ValueError naming the
-  /// layer, which is unchanged, for a state of another size or one no
-  /// generator can have.
+  /// Restores what generator_state() returned. Throws ValueError naming the layer, which is unchanged, for a
+  /// state of another size or one no generator can have.
   virtual void set_generator_state(const std::vector<std::uint64_t>& state) {
     if (!state.empty())
       throw ValueError(detail::message(describe(), ": set_generator_state: got ", state.size(),
@@ -177,11 +177,9 @@ class Layer {
                                                    "Sequential or call initialize(rng) first"));
     check_batch(x.rows(), phase);  // before anything changes
     output_.resize(x.rows(), output_size());
-    // The backward cache is only valid after a training-phase forward.
-    training_rows_ = 0;
+    training_rows_ = 0;  // the backward cache is only valid after a training-phase forward
     if (phase == Phase::training) {
-      // A pinned layer runs its inference path; its backward_impl then
-      // differentiates that path (the layers whose phases differ support it).
+      // A pinned layer runs its inference path, which its backward_impl then differentiates.
       if (runs_inference_path(phase))
         forward_inference(x, output_);
       else
@@ -193,12 +191,10 @@ class Layer {
     return output_;
   }
 
-  /// Throws (ShapeError, ValueError) if forward() would reject a batch of
-  /// `rows` samples in `phase`, changing nothing: the layer's own
-  /// requirements (BatchNorm with the pytorch convention needs more than one
-  /// value per channel to train) and the size of its output. A model asks
-  /// every layer before the first one runs, so that a rejected batch leaves
-  /// no layer changed.
+  /// Throws (ShapeError, ValueError) if forward() would reject a batch of `rows` samples in `phase`, changing
+  /// nothing: the layer's own requirements (BatchNorm with the pytorch convention needs more than one value per
+  /// channel to train) and the size of its output. A model asks every layer before the first one runs, so that
+  /// a rejected batch leaves no layer changed.
   void check_batch(Index rows, Phase phase) const {
     detail::checked_size([this] { return describe() + ": output of a batch (rows x values per sample)"; },
                          {rows, output_size()});
@@ -207,6 +203,11 @@ class Layer {
 
   /// The output of the last forward call (the matrix forward() returned).
   const Matrix<Scalar>& output() const { return output_; }
+
+  /// Where this replica's rows lie in the global batch of a data-parallel fit (replicas.hpp), set by fit for its
+  /// duration; null otherwise. Layers whose training step looks across rows (Dropout, BatchNorm) read it.
+  const BatchShard* batch_shard() const { return batch_shard_.pointer; }
+  void set_batch_shard(const BatchShard* shard) { batch_shard_.pointer = shard; }
 
   /// Back-propagates `grad_output` (N x output_size(), dLoss/dOutput) through the
   /// last training-phase forward, whose input must be passed again as `x`.
@@ -374,6 +375,7 @@ class Layer {
   Matrix<Scalar> output_;      // N x output_size(): the last forward's result
   Matrix<Scalar> grad_input_;  // N x input_size(): the last backward's dLoss/dx
   Index training_rows_ = 0;    // batch size of the last training forward; 0 = no backward cache
+  detail::FitOnlyPointer<BatchShard> batch_shard_;  // a copy (clone) made during fit does not keep it
 };
 
 /// How a layer names itself in messages: "Conv2D 'conv2d'", or just "Conv2D"

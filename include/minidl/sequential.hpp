@@ -39,6 +39,7 @@
 namespace minidl {
 namespace detail {
 template <class Scalar> struct PrefixOutputs;  // fit's cache of a frozen prefix (model/prefix_cache.hpp)
+template <class Scalar> class ReplicaFit;      // a data-parallel fit's side (model/replicated_fit.hpp)
 }  // namespace detail
 
 template <class Scalar>
@@ -110,11 +111,14 @@ class Sequential {
   void pin_inference() { pin_inference(0, size()); }
   void unpin_inference() { unpin_inference(0, size()); }
 
-  /// What every frozen BatchNorm of the model normalizes with in the
-  /// training phase (Layer::set_frozen_batchnorm_policy: layers without
-  /// batch statistics ignore it).
+  /// What every frozen BatchNorm of the model normalizes with in the training phase (layers without batch
+  /// statistics ignore it), and whether every BatchNorm sums its batch statistics over the replicas of a
+  /// data-parallel fit (BatchNormOptions::synchronized).
   void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) {
     for (auto& l : layers_) l->set_frozen_batchnorm_policy(policy);
+  }
+  void set_batchnorm_synchronized(bool synchronized) {
+    for (auto& l : layers_) l->set_synchronized_statistics(synchronized);
   }
 
   /// Splits into a base (layers [0, k)) and a top (layers [k, size())) that share
@@ -143,42 +147,36 @@ class Sequential {
 
   // ---- training and inference ------------------------------------------
 
-  /// Trains for options.epochs epochs (fewer if a callback sets stop_training)
-  /// and returns the History of the epochs that ran.
+  /// Trains for options.epochs epochs (fewer if a callback sets stop_training) and returns the History of the
+  /// epochs that ran; with options.replicas, as one replica of a data-parallel fit (replicas.hpp).
   History fit(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options = {});
 
-  /// Keras's `model.stop_training`: a callback sets it to end fit. Set during
-  /// a batch, fit finishes that batch and the epoch's bookkeeping (validation,
-  /// History, on_epoch_end) without the epoch's remaining batches; set at an
-  /// epoch's end, no further epoch starts. Either way on_train_end runs and
-  /// fit returns the History so far. fit resets it to false when it starts.
+  /// Keras's `model.stop_training`: a callback sets it to end fit. Set during a batch, fit finishes that batch
+  /// and the epoch's bookkeeping (validation, History, on_epoch_end) without the epoch's remaining batches; set
+  /// at an epoch's end, no further epoch starts. Either way on_train_end runs and fit returns the History so
+  /// far. fit resets it to false when it starts.
   bool stop_training = false;
 
-  /// True while fit or train_on_batch runs (e.g. in a callback): the model
-  /// then refuses add, compile and training calls with a StateError, since
-  /// the running step holds views of its layers and buffers.
+  /// True while fit or train_on_batch runs (e.g. in a callback): the model then refuses add, compile and
+  /// training calls with a StateError, since the running step holds views of its layers and buffers.
   bool training() const { return training_; }
 
-  /// Loss of (x, y) in the inference phase, batch-size-weighted over batches; with sample weights (one per
-  /// row, finite, >= 0), Keras's Σ w_i ℓ_i / N.
+  /// Loss of (x, y) in the inference phase, batch-size-weighted over batches; with sample weights, Σ w_i ℓ_i / N.
   Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32);
   Scalar evaluate(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight,
                   Index batch_size = 32);
-  /// The loss and every metric of (x, y) in the inference phase (metrics
-  /// weighted: Σ w_i m_i / Σ w_i).
+  /// The loss and every metric of (x, y) in the inference phase (metrics weighted: Σ w_i m_i / Σ w_i).
   Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, Index batch_size = 32);
   Logs evaluate_all(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight,
                     Index batch_size = 32);
 
   /// Outputs for x (N x output size) in the inference phase.
   Matrix<Scalar> predict(ConstMatrixRef<Scalar> x, Index batch_size = 32);
-  /// The same outputs written into `out`, which must already be N x output
-  /// size (else ShapeError, `out` unchanged). Called again with the same
-  /// batch size and `out`, it allocates nothing.
+  /// The same outputs written into `out`, which must already be N x output size (else ShapeError, `out`
+  /// unchanged). Called again with the same batch size and `out`, it allocates nothing.
   void predict(ConstMatrixRef<Scalar> x, Matrix<Scalar>& out, Index batch_size = 32);
 
-  /// One training step on exactly this batch; returns its loss computed in the
-  /// training phase before the update (what fit averages).
+  /// One training step on exactly this batch; returns its loss computed in the training phase before the update.
   Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y);
   Scalar train_on_batch(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>& sample_weight);
   /// Loss of exactly this batch in the inference phase.
@@ -190,25 +188,22 @@ class Sequential {
   /// (phases_differ() false) and have no activity regularizer; never the last layer.
   std::size_t frozen_prefix() const;
 
-  /// Loss of (x, y) with layer i run in `phases[i]`, without any weight update.
-  /// Training-phase layers act as in fit: Dropout draws masks from its
-  /// generator, a non-frozen BatchNorm updates its moving statistics. Used by
-  /// explain_gap on a clone() to attribute the train/inference gap to layers.
+  /// Loss of (x, y) with layer i run in `phases[i]`, without any weight update. Training-phase layers act as
+  /// in fit: Dropout draws masks from its generator, a non-frozen BatchNorm updates its moving statistics.
+  /// Used by explain_gap on a clone() to attribute the train/inference gap to layers.
   Scalar loss_in_phases(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const std::vector<Phase>& phases,
                         Index batch_size = 32);
 
   // ---- weights ------------------------------------------------------------
 
-  /// Every parameter and statistics tensor, layer by layer (Keras order:
-  /// kernel, bias; gamma, beta, moving_mean, moving_variance).
+  /// Every parameter and statistics tensor, layer by layer (Keras order: kernel, bias; gamma, beta, moving_*).
   std::vector<Vector<Scalar>> get_weights() const {
     std::vector<Vector<Scalar>> out;
     for (const auto& p : all_tensors()) out.emplace_back(p.values());
     return out;
   }
-  /// Sets every tensor, in get_weights() order. Throws ShapeError (a count or
-  /// size that differs) or ValueError (a NaN or Inf value, a negative moving
-  /// variance), changing nothing.
+  /// Sets every tensor, in get_weights() order. Throws ShapeError (a count or size that differs) or ValueError
+  /// (a NaN or Inf value, a negative moving variance), changing nothing.
   void set_weights(const std::vector<Vector<Scalar>>& weights);
 
   /// The weight penalties of the current weights (regularizers.hpp), frozen layers' included: the part of
@@ -222,8 +217,8 @@ class Sequential {
   void summary(std::ostream& out = std::cout) const;
 
  private:
-  /// The layers a pass runs: [first, last); by default all of them. fit's
-  /// passes start after the prefix it has cached (model/prefix_cache.hpp).
+  friend class detail::ReplicaFit<Scalar>;
+  /// The layers a pass runs: [first, last); all by default; fit's start after its cached prefix (prefix_cache.hpp).
   struct Layers {
     std::size_t first = 0, last = static_cast<std::size_t>(-1);
   };
@@ -262,8 +257,7 @@ class Sequential {
       throw StateError(detail::message("Sequential::", call, ": the model is training (fit or train_on_batch is ",
                                        "running, e.g. this is a callback); ", call, " is refused until it returns"));
   }
-  /// Marks the model as training for the guard's lifetime; refuses a second,
-  /// nested training call.
+  /// Marks the model as training for the guard's lifetime; refuses a second, nested training call.
   class TrainingGuard {
    public:
     TrainingGuard(Sequential& model, const char* call) : model_(model) {
@@ -278,15 +272,13 @@ class Sequential {
     Sequential& model_;
   };
 
-  /// Throws, before any layer runs, if some layer would reject a batch of
-  /// `rows` in layer i's phase phase_of(i).
+  /// Throws, before any layer runs, if some layer would reject a batch of `rows` in layer i's phase phase_of(i).
   template <class PhaseOf>
   void check_batch(Index rows, PhaseOf phase_of, Layers layers = {}) const {
     for (std::size_t i = layers.first; i < std::min(layers.last, layers_.size()); ++i)
       layers_[i]->check_batch(rows, phase_of(i));
   }
-  /// check_batch for every batch size that batching `samples` by `batch_size`
-  /// gives: the full batch and the shorter last one.
+  /// check_batch for every batch size that batching `samples` by `batch_size` gives: full, and the last one.
   template <class PhaseOf>
   void check_batch_sizes(Index samples, Index batch_size, PhaseOf phase_of, Layers layers = {}) const {
     check_batch(std::min(samples, batch_size), phase_of, layers);
@@ -341,7 +333,11 @@ class Sequential {
   /// x is the input of the first of `layers` (after a cached prefix, its output).
   Scalar forward_loss(const Matrix<Scalar>& x, const Matrix<Scalar>& y, const Vector<Scalar>* sample_weight,
                       Layers layers = {});
-  void backward_update(const Matrix<Scalar>& x, std::size_t first = 0);
+  void backward(const Matrix<Scalar>& x, std::size_t first = 0);
+  void apply_update();
+  /// fit's work; `replicas` (null on one process) does a data-parallel fit's part (model/replicated_fit.hpp).
+  History fit_on(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const FitOptions<Scalar>& options,
+                 detail::ReplicaFit<Scalar>* replicas);
   /// fit's frozen-prefix cache: made if the options allow and it fits (said if verbose > 0); dropped once the
   /// prefix is shorter.
   void cache_prefix(detail::PrefixOutputs<Scalar>& cache, ConstMatrixRef<Scalar> x,
@@ -350,7 +346,8 @@ class Sequential {
   /// The names every epoch's logs hold, in History order.
   std::vector<std::string> log_names(bool validation) const;
   Logs evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y, const Vector<Scalar>* sample_weight,
-                     Index batch_size, const char* prefix, Layers layers = {});
+                     Index batch_size, const char* prefix, Layers layers = {},
+                     detail::ReplicaFit<Scalar>* replicas = nullptr);
   /// The public calls' checks, then their work (sample_weight may be null).
   Logs checked_evaluate(const char* call, ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
                         const Vector<Scalar>* sample_weight, Index batch_size);
@@ -383,6 +380,7 @@ class Sequential {
   bool compiled_ = false, training_ = false;  // training_: fit or train_on_batch is running
   std::vector<std::vector<Parameter<Scalar>>> parameters_;  // per layer, cached at compile()
   detail::Penalties<Scalar> penalties_;  // the regularizers' gradient buffers
+  const BatchShard* shard_ = nullptr;     // a data-parallel fit's: where this replica's batch lies in the global one
 
   // Reused buffers: a steady-state step allocates nothing.
   Matrix<Scalar> batch_x_, batch_y_;  // the training batch (gathered rows)
@@ -395,6 +393,7 @@ class Sequential {
 
 #include "model/structure.hpp"
 #include "model/training.hpp"
+#include "model/replicated_fit.hpp"
 #include "model/evaluation.hpp"
 #include "model/prefix_cache.hpp"
 #include "model/summary.hpp"

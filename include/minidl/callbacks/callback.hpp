@@ -94,6 +94,15 @@ class Callback {
   /// Once per fit, after the last epoch, also when training stopped early.
   /// `logs` are the last epoch's (empty if no epoch ran).
   virtual void on_train_end(Sequential<Scalar>& model, const Logs& logs) { (void)model, (void)logs; }
+
+  /// False on the replicas other than replica 0 of a data-parallel fit (FitOptions::replicas), where the
+  /// callbacks that write files (ModelCheckpoint, CSVLogger, BackupAndRestore's backups) write nothing; fit
+  /// sets it before on_train_restore.
+  bool main_replica() const { return main_replica_; }
+  void set_main_replica(bool main) { main_replica_ = main; }
+
+ private:
+  bool main_replica_ = true;
 };
 
 /// A callback from lambdas; unset hooks do nothing.

@@ -38,6 +38,7 @@ class CSVLogger : public Callback<Scalar> {
 
   void on_train_begin(Sequential<Scalar>& model, const std::vector<std::string>& log_names) override {
     (void)model;
+    if (!this->main_replica()) return;  // replica 0 of a data-parallel fit writes the file
     log_names_ = log_names;
     columns_.clear();
     write_header_ = true;
@@ -54,6 +55,7 @@ class CSVLogger : public Callback<Scalar> {
 
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
     (void)model;
+    if (!this->main_replica()) return;
     if (!file_.is_open()) throw StateError("CSVLogger: on_epoch_end before on_train_begin (the file is not open)");
     if (columns_.empty()) {
       for (const auto& entry : logs.entries()) columns_.push_back(entry.first);

@@ -157,6 +157,7 @@ class BackupAndRestore : public Callback<Scalar> {
   }
 
   void on_epoch_state(Sequential<Scalar>& model, const FitState& state) override {
+    if (!this->main_replica()) return;  // replica 0 of a data-parallel fit writes the backup every replica reads
     std::map<std::string, std::string> metadata{{detail::format_key, "backup"},
                                                 {detail::architecture_key, detail::architecture_json(model).dump()}};
     const OptimizerState<Scalar> optimizer = model.optimizer().state();
@@ -192,7 +193,7 @@ class BackupAndRestore : public Callback<Scalar> {
 
   /// Deletes the backup (and backup_dir, if then empty) if delete_checkpoint.
   void on_train_end(Sequential<Scalar>& /*model*/, const Logs& /*logs*/) override {
-    if (!delete_checkpoint_) return;
+    if (!delete_checkpoint_ || !this->main_replica()) return;
     std::error_code error;
     if (!std::filesystem::remove(backup_path(), error) && error)
       throw IOError("BackupAndRestore: cannot delete the backup '" + backup_path() + "': " + error.message());

@@ -17,7 +17,7 @@
 //   BatchNormalization       convention ("keras" | "pytorch"), momentum, epsilon,
 //                            cumulative_average, frozen_policy
 //                            ("moving_statistics" | "batch_statistics"),
-//                            gamma_regularizer, beta_regularizer
+//                            gamma_regularizer, beta_regularizer, synchronized
 //   LeakyReLU                negative_slope
 //   ELU                      alpha
 //   GELU                     approximate (true: the tanh form)
@@ -25,8 +25,9 @@
 //   SiLU, Softplus, ReLU6:   {}
 //   a registered user type   whatever its config() writes
 // "seed" is an unsigned integer or null; a regularizer is null or its str().
-// Every field a layer reads is required, but the regularizers (files written
-// before layers had them load without); unknown fields are ignored. load_model makes each layer through
+// Every field a layer reads is required, but the regularizers and BatchNorm's
+// synchronized (files written before layers had them load without); unknown
+// fields are ignored. load_model makes each layer through
 // the registry (layers/registry.hpp), so this file knows no layer type.
 #pragma once
 

@@ -85,10 +85,11 @@ class ModelCheckpoint : public Callback<Scalar> {
     detail::minidl_bindings(model, "ModelCheckpoint");  // layer names unique
     if (!options_.save_weights_only)
       for (std::size_t i = 0; i < model.size(); ++i) detail::layer_json(model.layer(i), i);
-    check_directory();
+    if (this->main_replica()) check_directory();
   }
 
   void on_epoch_end(Sequential<Scalar>& model, int epoch, const Logs& logs) override {
+    if (!this->main_replica()) return;  // replica 0 of a data-parallel fit saves (and prints)
     if (const std::string* missing = missing_value(logs)) {  // an epoch that did not validate (validation_freq)
       if (options_.out)
         *options_.out << "\nEpoch " << epoch + 1 << ": no " << *missing << " in this epoch's logs, not saving\n";

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "../layer.hpp"
+#include "channel_sums.hpp"
 
 namespace minidl {
 
@@ -64,6 +65,9 @@ struct BatchNormOptions {
   /// PyTorch momentum=None: running stats are the plain average of all batches so far.
   bool cumulative_average = false;
   FrozenBatchNormPolicy frozen_policy = FrozenBatchNormPolicy::moving_statistics;
+  /// Keras's synchronized: in a data-parallel fit (replicas.hpp), batch statistics over the global batch (the
+  /// replicas' sums), not this replica's shard (see the top of the file). No effect on one process.
+  bool synchronized = false;
   /// Penalties on γ and β added to the loss (regularizers.hpp); none by default, as Keras.
   std::optional<Regularizer> gamma_regularizer{}, beta_regularizer{};
 
@@ -103,7 +107,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     LayerConfig c;
     c.set("convention", to_string(options_.convention)).set("momentum", options_.momentum);
     c.set("epsilon", options_.epsilon).set("cumulative_average", options_.cumulative_average);
-    c.set("frozen_policy", to_string(options_.frozen_policy));
+    c.set("frozen_policy", to_string(options_.frozen_policy)).set("synchronized", options_.synchronized);
     c.set("gamma_regularizer", detail::regularizer_value(options_.gamma_regularizer));
     c.set("beta_regularizer", detail::regularizer_value(options_.beta_regularizer));
     return c;
@@ -116,6 +120,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     o.epsilon = c.number("epsilon");
     o.cumulative_average = c.boolean("cumulative_average");
     o.frozen_policy = c.choice("frozen_policy", {P::moving_statistics, P::batch_statistics});
+    o.synchronized = c.has("synchronized") && c.boolean("synchronized");  // files written before it: false
     o.gamma_regularizer = detail::config_regularizer(c, "gamma_regularizer");
     o.beta_regularizer = detail::config_regularizer(c, "beta_regularizer");
     return BatchNorm(o);
@@ -145,6 +150,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   FrozenBatchNormPolicy frozen_policy() const { return options_.frozen_policy; }
   void set_frozen_policy(FrozenBatchNormPolicy policy) { options_.frozen_policy = policy; }
   void set_frozen_batchnorm_policy(FrozenBatchNormPolicy policy) override { set_frozen_policy(policy); }
+  void set_synchronized_statistics(bool synchronized) override { options_.synchronized = synchronized; }
   std::string phase_behaviour() const override {
     if (!this->frozen()) return "batch statistics (trainable)";
     return uses_batch_statistics_when_training() ? "batch statistics while frozen (legacy policy)"
@@ -198,15 +204,20 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
       return;
     }
     const ConstChannelMap X = channels(x);
-    const Index n = X.rows();
+    ReplicaGroup* replicas = statistics_replicas();
+    const Index n = statistics_count(X.rows(), x.rows());
     // Two vectorized passes over x: μ_B = Σx/n, then σ²_B = Σ(x − μ_B)²/n.
     // Centring before squaring keeps the digits that Σx²/n − μ² would cancel:
     // as accurate as Welford's one-pass update, without its division per row.
+    // Synchronized, each sum is the replicas' sum of theirs.
     mean_.setZero();
-    accumulate_rows(n, mean_, [&](Index r) { return X.row(r).array(); });
+    detail::accumulate_rows(X.rows(), mean_, [&](Index r) { return X.row(r).array(); });
+    if (replicas) replicas->sum(mean_.data(), static_cast<std::size_t>(mean_.size()));
     mean_ /= Scalar(n);
     batch_variance_.setZero();
-    accumulate_rows(n, batch_variance_, [&](Index r) { return (X.row(r) - mean_.transpose()).array().square(); });
+    detail::accumulate_rows(X.rows(), batch_variance_,
+                            [&](Index r) { return (X.row(r) - mean_.transpose()).array().square(); });
+    if (replicas) replicas->sum(batch_variance_.data(), static_cast<std::size_t>(batch_variance_.size()));
     batch_variance_ /= Scalar(n);
     inv_std_.array() = (batch_variance_.array() + epsilon()).rsqrt();
     used_batch_statistics_ = true;
@@ -228,7 +239,7 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   //   moving statistics (constants): dx = γ·inv_std·dy
   void backward_impl(const Matrix<Scalar>& x, const Matrix<Scalar>& dy, Matrix<Scalar>* dx) override {
     const ConstChannelMap X = channels(x), dY = channels(dy);
-    const Index n = X.rows();
+    const Index rows = X.rows(), n = statistics_count(rows, x.rows());
     const bool parameter_grads = !this->frozen();
     scale_.array() = gamma_.array() * inv_std_.array();  // γ·inv_std, per channel
     if (parameter_grads || (used_batch_statistics_ && dx)) {
@@ -237,18 +248,22 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
       const auto dy_centred = [&](Index r) { return dY.row(r).array() * (X.row(r) - mean_.transpose()).array(); };
       sum_dy_.setZero();
       sum_dy_xhat_.setZero();
-      accumulate_rows(n, sum_dy_, dy_row, sum_dy_xhat_, dy_centred);
+      detail::accumulate_rows(rows, sum_dy_, dy_row, sum_dy_xhat_, dy_centred);
       sum_dy_xhat_.array() *= inv_std_.array();
-      if (parameter_grads) {
+      if (parameter_grads) {  // in a data-parallel fit, this replica's part: fit sums the parts
         gamma_grad_ = sum_dy_xhat_;
         beta_grad_ = sum_dy_;
       }
     }
     if (!dx) return;
-    ChannelMap dX(dx->data(), n, X.cols());
+    ChannelMap dX(dx->data(), rows, X.cols());
     if (!used_batch_statistics_) {
       dX.array() = dY.array().rowwise() * scale_.transpose().array();
       return;
+    }
+    if (ReplicaGroup* replicas = statistics_replicas()) {  // the means below are over the global batch
+      replicas->sum(sum_dy_.data(), static_cast<std::size_t>(sum_dy_.size()));
+      replicas->sum(sum_dy_xhat_.data(), static_cast<std::size_t>(sum_dy_xhat_.size()));
     }
     // One pass: dx = γ·inv_std·(dy − mean(dy)) − γ·inv_std²·mean(dy⊙x̂)·(x − μ)
     sum_dy_ /= Scalar(n);                                                   // now mean(dy)
@@ -272,6 +287,16 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
   /// unless the layer is frozen with the moving-statistics policy.
   bool uses_batch_statistics_when_training() const {
     return !(this->frozen() && options_.frozen_policy == FrozenBatchNormPolicy::moving_statistics);
+  }
+
+  /// The replicas whose sums the batch statistics are (synchronized, in a data-parallel fit), else null.
+  ReplicaGroup* statistics_replicas() const {
+    const BatchShard* shard = this->batch_shard();
+    return options_.synchronized && shard ? shard->replicas : nullptr;
+  }
+  /// Values per channel the batch statistics are over: the n of this batch of `rows`, or of the global batch.
+  Index statistics_count(Index n, Index rows) const {
+    return statistics_replicas() ? n / rows * this->batch_shard()->global_rows : n;
   }
 
   static BatchNormOptions checked(const BatchNormOptions& options) {
@@ -327,25 +352,6 @@ class BatchNorm : public LayerBase<BatchNorm<Scalar>, Scalar> {
     ChannelMap Y(y.data(), X.rows(), X.cols());
     Y.array() = ((X.rowwise() - mean_.transpose()).array().rowwise() * scale_.transpose().array()).rowwise() +
                 beta_.transpose().array();
-  }
-
-  /// out += Σ_{r < n} term(r), where term(r) is a 1 x C array expression of
-  /// row r; further (out, term) pairs are summed in the same pass over the rows.
-  /// Four rows per iteration: each accumulator is read and written once per
-  /// four rows, and each row operation is vectorized across the C channels.
-  template <class Term, class... More>
-  static void accumulate_rows(Index n, Vector<Scalar>& out, const Term& term, More&&... more) {
-    Index r = 0;
-    for (; r + 4 <= n; r += 4) accumulate<4>(r, out, term, more...);
-    for (; r < n; ++r) accumulate<1>(r, out, term, more...);
-  }
-  template <int Rows, class Term, class... More>
-  static void accumulate(Index r, Vector<Scalar>& out, const Term& term, More&&... more) {
-    if constexpr (Rows == 4)
-      out.transpose().array() += (term(r) + term(r + 1)) + (term(r + 2) + term(r + 3));
-    else
-      out.transpose().array() += term(r);
-    if constexpr (sizeof...(More) > 0) accumulate<Rows>(r, more...);
   }
 
   void update_moving_statistics(Index n) {

@@ -17,7 +17,10 @@
 // (random.hpp), so the probability is rate up to 2^-53; an inference call
 // draws nothing. The test is made on integers: u_i < rate exactly when
 // k < ceil(rate·2^53) (scaling by 2^53 is exact). The mask depends on the key
-// and the position alone, never on the thread count.
+// and the position alone, never on the thread count. In a data-parallel fit
+// (replicas.hpp) every replica draws the same key and a shard's value i is
+// value first_row·features + i of the global batch: the replicas together
+// drop what one process drops on the whole batch.
 // Copies (clone) carry the generator state along, so a copy draws the same
 // masks as the original from then on; generator_state() reads it and
 // set_generator_state() restores it (what BackupAndRestore saves).
@@ -98,8 +101,10 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
     const Scalar* in = x.data();
     Scalar* m = mask_.data();
     Scalar* out = y.data();
+    const BatchShard* shard = this->batch_shard();
+    const auto offset = static_cast<std::uint64_t>(shard ? shard->first_row * x.cols() : 0);
     detail::for_each_chunk(mask_.size(), chunk_values, [&](Index begin, Index n) {
-      draw_mask(key, threshold, kept, begin, begin + n, in, m, out);
+      draw_mask(key, threshold, kept, offset, begin, begin + n, in, m, out);
     });
   }
 
@@ -127,10 +132,11 @@ class Dropout : public LayerBase<Dropout<Scalar>, Scalar> {
 
   // m[i] and y[i] = x[i]·m[i] for i in [begin, end). A function of its own:
   // with every value a local, the compiler vectorizes the loop.
-  static void draw_mask(std::uint64_t key, std::uint64_t threshold, Scalar kept, Index begin, Index end,
-                        const Scalar* in, Scalar* m, Scalar* out) {
+  static void draw_mask(std::uint64_t key, std::uint64_t threshold, Scalar kept, std::uint64_t offset, Index begin,
+                        Index end, const Scalar* in, Scalar* m, Scalar* out) {
     for (Index i = begin; i < end; ++i) {
-      const Scalar mask = (splitmix64(key, static_cast<std::uint64_t>(i)) >> 11) >= threshold ? kept : Scalar(0);
+      const std::uint64_t position = offset + static_cast<std::uint64_t>(i);
+      const Scalar mask = (splitmix64(key, position) >> 11) >= threshold ? kept : Scalar(0);
       m[i] = mask;
       out[i] = in[i] * mask;  // y = x ⊙ m
     }

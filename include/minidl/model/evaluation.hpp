@@ -42,17 +42,24 @@ void Sequential<Scalar>::predict_batches(ConstMatrixRef<Scalar> x, Matrix<Scalar
 template <class Scalar>
 Logs Sequential<Scalar>::evaluate_logs(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scalar> y,
                                        const Vector<Scalar>* sample_weight, Index batch_size, const char* prefix,
-                                       Layers layers) {
+                                       Layers layers, detail::ReplicaFit<Scalar>* replicas) {
   detail::RunningMeans<Scalar> means;
   means.reset(metrics_.size());
-  for_each_batch(x, &y, batch_size, inference,
-                 [&](Index begin, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
-                   if (sample_weight) eval_w_ = sample_weight->segment(begin, n);
-                   const Vector<Scalar>* w = sample_weight ? &eval_w_ : nullptr;
-                   const Scalar loss = loss_->value(out, y_batch, nullptr, w) + penalties_.total(layers_, parameters_);
-                   means.add(loss, metrics_, out, y_batch, w);
-                 },
-                 layers);
+  // A data-parallel fit's replicas each evaluate a contiguous share of the rows and add up their sums.
+  const std::pair<Index, Index> share = replicas ? replicas->share(x.rows()) : std::pair<Index, Index>{0, x.rows()};
+  const Index first = share.first, rows = share.second - share.first;
+  const ConstMatrixRef<Scalar> x_share = x.middleRows(first, rows), y_share = y.middleRows(first, rows);
+  if (rows > 0)
+    for_each_batch(x_share, &y_share, batch_size, inference,
+                   [&](Index begin, Index n, const Matrix<Scalar>& out, const Matrix<Scalar>& y_batch) {
+                     if (sample_weight) eval_w_ = sample_weight->segment(first + begin, n);
+                     const Vector<Scalar>* w = sample_weight ? &eval_w_ : nullptr;
+                     const Scalar loss = loss_->value(out, y_batch, nullptr, w) +
+                                         penalties_.total(layers_, parameters_);
+                     means.add(loss, metrics_, out, y_batch, w);
+                   },
+                   layers);
+  if (replicas) replicas->sum(means.sums());
   // Round the means to Scalar, as the reported values are Scalars.
   const auto rounded = [](double mean) { return static_cast<double>(static_cast<Scalar>(mean)); };
   Logs logs;

@@ -81,6 +81,7 @@ struct PrefixOutputs {
   std::size_t layers = 0;    ///< how many leading layers the outputs stand for; 0: no cache
   Matrix<Scalar> train;      ///< training rows x prefix output size
   Matrix<Scalar> validation; ///< validation rows x prefix output size (empty without validation)
+  bool quiet = false;        ///< print nothing (a data-parallel fit's replicas other than 0)
 };
 
 }  // namespace detail
@@ -109,7 +110,7 @@ void Sequential<Scalar>::cache_prefix(detail::PrefixOutputs<Scalar>& cache, Cons
   const std::size_t budget = options.cache_memory_budget.value_or(detail::default_cache_budget());
   const std::string which = detail::message("layers 0-", k - 1, " (", layers_[0]->name(), " ... ",
                                             layers_[k - 1]->name(), ")");
-  const bool report = options.verbose > 0;
+  const bool report = options.verbose > 0 && !cache.quiet;
   if (options.cache_frozen_prefix == PrefixCache::automatic && bytes > static_cast<double>(budget)) {
     if (report)
       *options.out << "fit: not caching the frozen prefix, " << which << ": its outputs need "
@@ -138,7 +139,7 @@ void Sequential<Scalar>::cache_prefix(detail::PrefixOutputs<Scalar>& cache, Cons
 template <class Scalar>
 void Sequential<Scalar>::check_prefix_cache(detail::PrefixOutputs<Scalar>& cache, const FitOptions<Scalar>& options) {
   if (cache.layers == 0 || frozen_prefix() >= cache.layers) return;
-  if (options.verbose > 0)
+  if (options.verbose > 0 && !cache.quiet)
     *options.out << "\nfit: " << layers_[frozen_prefix()]->describe() << " left the frozen prefix (it trains, or "
                  << "its phases differ now): the cached outputs are dropped and every layer runs from here on\n";
   cache = {};

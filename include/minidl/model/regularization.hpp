@@ -59,15 +59,17 @@ class Penalties {
   }
 
   /// dLoss/d(output of layer i), given `grad`, the loss's gradient from above:
-  /// `grad` itself, or with an activity regularizer grad + d penalty(y)/dy / rows,
+  /// `grad` itself, or with an activity regularizer grad + d penalty(y)/dy / rows
+  /// (the batch's rows; a data-parallel fit's global batch's),
   /// in a buffer of layer i's that keeps its size while the batch size does.
-  const Matrix<Scalar>& output_gradient(std::size_t i, const Layer<Scalar>& layer, const Matrix<Scalar>& grad) {
+  const Matrix<Scalar>& output_gradient(std::size_t i, const Layer<Scalar>& layer, const Matrix<Scalar>& grad,
+                                        Index rows) {
     const auto& r = layer.activity_regularizer();
     if (!r) return grad;
     if (buffers_.size() <= i) buffers_.resize(i + 1);  // once per model: empty matrices hold no memory
     Matrix<Scalar>& out = buffers_[i];
     out = grad;
-    r->add_gradient(layer.output(), out, Scalar(1) / static_cast<Scalar>(grad.rows()));
+    r->add_gradient(layer.output(), out, Scalar(1) / static_cast<Scalar>(rows));
     return out;
   }
 
