@@ -6,7 +6,7 @@
 #include <memory>
 #include <minidl/minidl.hpp>
 
-#include "workloads.hpp"
+#include "b_model.hpp"
 
 int main(int argc, char** argv) {
   const bench::Options options = bench::parse_options(argc, argv);
@@ -15,17 +15,7 @@ int main(int argc, char** argv) {
   const auto data = B::load(options);
   const minidl::Matrix<float> train_y = minidl::one_hot<float>(data.train_y, B::classes);
 
-  minidl::Sequential<float> model(/*seed=*/42);
-  model.add(minidl::Dense<float>(B::inputs, B::hidden));
-  model.add(minidl::BatchNorm<float>(B::hidden));
-  model.add(minidl::ReLU<float>());
-  model.add(minidl::Dropout<float>(B::dropout));
-  model.add(minidl::Dense<float>(B::hidden, B::hidden));
-  model.add(minidl::BatchNorm<float>(B::hidden));
-  model.add(minidl::ReLU<float>());
-  model.add(minidl::Dropout<float>(B::dropout));
-  model.add(minidl::Dense<float>(B::hidden, B::classes, minidl::Activation::softmax));
-  model.compile(minidl::CategoricalCrossentropy{}, minidl::Adam<float>{B::learning_rate});
+  minidl::Sequential<float> model = B::make_minidl_model();
 
   // Each epoch's wall time, taken by a callback around fit's own loop
   // (shuffling and batch gathering included, as a user's fit would spend it).
@@ -34,12 +24,7 @@ int main(int argc, char** argv) {
   auto timer = std::make_shared<minidl::LambdaCallback<float>>();
   timer->epoch_begin = [&](minidl::Sequential<float>&, int) { clock.restart(); };
   timer->epoch_end = [&](minidl::Sequential<float>&, int, const minidl::Logs&) { epoch_seconds.push_back(clock.seconds()); };
-  minidl::FitOptions<float> fit;
-  fit.batch_size = B::batch;
-  fit.epochs = B::epochs(options);
-  fit.verbose = 0;
-  fit.seed = 1;
-  fit.callbacks = {timer};
+  minidl::FitOptions<float> fit = B::fit_options(options, {timer});
   const minidl::History history = model.fit(data.train_x, train_y, fit);
 
   bench::Stopwatch predict_clock;

@@ -22,6 +22,7 @@ import os
 import platform
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -174,6 +175,9 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="every program once with --smoke: checks the driver only")
     parser.add_argument("--command", default=None, help="the command to name in the report")
     parser.add_argument("--from-raw", metavar="JSON", help="write the report from an earlier run's raw_results.json")
+    parser.add_argument("--distributed-only", action="store_true",
+                        help="run only the data-parallel figures (E) and report them with the other figures of the "
+                             "build folder's raw_results.json")
     args = parser.parse_args()
     if args.from_raw:
         with open(args.from_raw) as f:
@@ -207,6 +211,37 @@ def main():
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(n), OPENBLAS_CORETYPE="SkylakeX")
         return [sys.executable, os.path.join(HERE, "torch_bench.py"), "--workload", workload,
                 "--threads", str(n), *extra, *smoke], env
+
+    mpirun = shutil.which("mpirun")
+    e_ok = program("b_distributed") and mpirun
+    # Workload E: B as a data-parallel fit (synchronized BatchNorm): 1 process x 1 and 2 threads, 2 processes x 1
+    # thread over shared memory and over TCP alone.
+    e_configs = [(1, 1, "shared memory"), (1, 2, "shared memory"), (2, 1, "shared memory"), (2, 1, "TCP")]
+
+    def run_e():
+        mpi_env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        for _ in range(reps):
+            for processes, n, transport in e_configs:
+                tcp = ["--mca", "btl", "tcp,self"] if transport == "TCP" else []
+                command = [mpirun, "--oversubscribe", "-np", str(processes), *tcp, "--bind-to", "none",
+                           *cxx("b_distributed", "--threads", str(n), *data)]
+                label = f"E {processes}P x {n}T {transport}"
+                runner.run(label, command, mpi_env)["transport"] = transport
+
+    if args.distributed_only:
+        if not e_ok:
+            raise SystemExit("run_suite.py: --distributed-only needs bench/b_distributed (MPI) and mpirun")
+        raw_path = os.path.join(args.build, "raw_results.json")
+        with open(raw_path) as f:
+            raw = json.load(f)
+        run_e()
+        runner.runs = [r for r in raw["runs"] if r["workload"] != "E"] + runner.runs
+        runner.waited_s += raw["waited_s"]
+        raw["runs"] = runner.runs
+        with open(raw_path, "w") as f:
+            json.dump(raw, f, indent=1)
+        finish(args, runner, raw["elapsed_s"] + time.time() - started, raw["machine"])
+        return
 
     # The FMA peak, 1 and 2 threads.
     for _ in range(reps):
@@ -257,6 +292,9 @@ def main():
                 command, env = torch_command("d", n, "--data", args.data)
                 runner.run(f"D pytorch {n}T", command, env)
 
+    if e_ok:
+        run_e()
+
     # The workloads' products one at a time, minidl's kernel next to Eigen's (one program), one thread.
     for _ in range(reps):
         runner.run("products", cxx("products", "--threads", "1"))
@@ -279,11 +317,13 @@ def main():
 
 def key_of(run):
     """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads), ("C", impl, threads),
-    ("D", impl, threads), ("acc", impl) or ("products",)."""
+    ("D", impl, threads), ("E", processes, threads, transport), ("acc", impl) or ("products",)."""
     if run["workload"] == "products":
         return ("products",)
     if run["workload"] == "D":
         return ("D", run["impl"], run["threads"])
+    if run["workload"] == "E":
+        return ("E", run["processes"], run["threads"], run["transport"])
     if run["workload"] in ("peak", "C"):
         return (run["workload"], run["impl"], run["threads"]) if run["workload"] == "C" else ("peak", run["threads"])
     if run["workload"] == "A":
@@ -472,6 +512,57 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                   f"{cached['default_cache_budget_bytes'] / 2**30:.2f} GiB on this machine.", ""]
 
     # The products one at a time: each run lists every product; a product's figures are matched across runs by
+    # Workload E: B as a data-parallel fit.
+    e_keys = sorted((k for k in results if k[0] == "E"), key=lambda k: (k[1], k[3] != "shared memory", k[2]))
+    e = {}
+    for k in e_keys:
+        runs = results[k]
+        steps = runs[0]["steps_per_epoch"]
+        e[k] = dict(epoch=epoch(runs), steps=steps,
+                    calls=collect(runs, "mpi_calls", lambda r, v: statistics.median(v) / steps),
+                    bytes=collect(runs, "mpi_bytes", lambda r, v: statistics.median(v) / steps),
+                    mpi=collect(runs, "mpi_s", lambda r, v: statistics.median(v) * B_TRAIN / r["train_samples"]),
+                    accuracy=collect(runs, "test_accuracy"), rss=collect(runs, "max_rss_kib"),
+                    identical=all(r["replicas_identical"] for r in runs))
+    base = e.get(("E", 1, 1, "shared memory"))
+    if e:
+        lines += ["## Workload E: workload B as a data-parallel fit (MPI), synchronized BatchNorm", "",
+                  "Workload B's model and data, `FitOptions::replicas = MpiReplicas` (`bench/b_distributed.cpp`, "
+                  "under `mpirun --oversubscribe --bind-to none`; TCP: `--mca btl tcp,self`): each global batch of "
+                  "128 split across the processes, every BatchNorm synchronized, so that every configuration trains "
+                  "the one-process model. One epoch per run. MPI calls, bytes (what one process contributed to the "
+                  "collectives) and seconds in MPI (waiting for the other process included) are replica 0's.", "",
+                  "| processes × threads | transport | s/epoch | images/s | speed-up over 1 × 1 | efficiency "
+                  "| MPI calls per step | KiB per step | s in MPI per epoch | test accuracy (1 epoch) | replicas equal |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for k in e_keys:
+            f = e[k]
+            speed = base["epoch"]["median"] / f["epoch"]["median"] if base else None
+            workers = k[1] * k[2]
+            lines.append(f"| {k[1]} × {k[2]} | {k[3] if k[1] > 1 else '—'} | {fmt(f['epoch'])} | "
+                         f"{B_TRAIN / f['epoch']['median']:.0f} | {f'{speed:.2f}' if speed else '—'} | "
+                         f"{f'{100 * speed / workers:.0f}%' if speed else '—'} | {f['calls']['median']:.1f} | "
+                         f"{f['bytes']['median'] / 1024:.0f} | {fmt(f['mpi'])} | {fmt(f['accuracy'], 4, 100, '%')} | "
+                         f"{'yes' if f['identical'] else '**no**'} |")
+        two = e.get(("E", 2, 1, "shared memory"))
+        if two:
+            payload = two["bytes"]["median"]
+            step_compute = base["epoch"]["median"] / base["steps"] / 2 if base else None
+            lines += ["", "What a cluster adds per step (a model, not a measurement): a ring all-reduce of S bytes "
+                      "over R processes costs about 2(R − 1)·α + 2·(R − 1)/R · S/β (α the latency, β the bandwidth), "
+                      "and each of the c − 1 small collectives about 2·⌈log₂ R⌉·α. Measured here: "
+                      f"S ≈ {payload / 1024:.0f} KiB per step (the gradients of every trainable tensor, the "
+                      "BatchNorm statistics and the loss and metric sums, in float), "
+                      f"c = {two['calls']['median']:.0f} collectives per step. On 10 Gbit/s Ethernet "
+                      "(β ≈ 1.2 GB/s, α ≈ 20 µs) with R = 8, that is about "
+                      f"{1e3 * (2 * 7 * 20e-6 + 2 * 7 / 8 * payload / 1.2e9 + (two['calls']['median'] - 1) * 6 * 20e-6):.1f} ms "
+                      "per step"
+                      + (f", against {1e3 * step_compute * 2 / 8:.1f} ms of computing per process for a global "
+                         "batch of 128 (this machine's one-thread step ÷ 8): such a run is bound by the network "
+                         "unless the global batch grows with R" if step_compute else "")
+                      + "; on one machine the transfer is a memory copy."]
+        lines.append("")
+
     # (workload, name).
     product_runs = get(("products",)) or []
     products = {}
@@ -566,6 +657,16 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                m is not None and m <= budget,
                f"{m / 2**20:.0f} MiB, of which the cache {cached['cache_bytes'] / 2**20:.1f} MiB "
                f"(budget {budget / 2**30:.2f} GiB)" if m else "")
+    two, one = e.get(("E", 2, 1, "shared memory")), e.get(("E", 1, 1, "shared memory"))
+    if two and one:
+        r = speedup(one["epoch"], two["epoch"])
+        target("E 2 processes × 1 thread ≥ 1.8 × 1 process × 1 thread (≥ 90% efficiency)", r, r >= 1.8,
+               f"{r:.2f} × ({50 * r:.0f}%)")
+        tcp = e.get(("E", 2, 1, "TCP"))
+        if tcp:
+            r = speedup(one["epoch"], tcp["epoch"])
+            target("E 2 processes over TCP alone ≥ 1.8 × 1 process (the same target, no shared memory)", r,
+                   r >= 1.8, f"{r:.2f} ×")
     lines.append("")
 
     # Notes.

@@ -10,11 +10,14 @@
 //   - only replica 0 prints and writes files; a stop asked by one replica stops all;
 //   - an error on one replica (bad data, a throwing callback, different data)
 //     gives every replica the same DistributedError, and changes no model;
+//   - a layer of the user's whose draws depend on its shard's size is an error naming it;
 //   - BackupAndRestore resumes an interrupted data-parallel fit exactly.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <minidl/distributed.hpp>
 #include <minidl/io.hpp>
@@ -23,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "../examples/scaled_noise.hpp"
 #include "support.hpp"
 
 using namespace minidl;
@@ -217,6 +221,56 @@ TEST_CASE("local BatchNorm: a step is the rows-weighted mean of the shards' step
   CHECK(replicas_identical(model, world()));
 }
 
+TEST_CASE("local BatchNorm on 2 replicas matches PyTorch DistributedDataParallel (gloo, broadcast_buffers)") {
+  // tests/data/ddp_torch.txt, from scripts/make_ddp_fixture.py: 2 DDP processes, BatchNorm1d with each
+  // process's own statistics, SGD; the final weights and process 0's running statistics.
+  if (world().size() != 2) {
+    MESSAGE("the DDP fixture has 2 processes; skipped on ", world().size());
+    return;
+  }
+  std::ifstream in(std::string(MINIDL_TEST_DATA_DIR) + "/ddp_torch.txt");
+  REQUIRE(in);
+  std::map<std::string, Matrix<double>> fixture;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string key;
+    fields >> key;
+    fixture[key] = test::read_fixture_matrix(fields, key);
+  }
+  const auto flat = [&](const std::string& key) {
+    const Matrix<double>& m = fixture.at(key);
+    return Vector<double>(Eigen::Map<const Vector<double>>(m.data(), m.size()));
+  };
+  const char* keys[] = {"kernel1", "gamma", "beta", "running_mean", "running_var", "kernel2", "bias2"};
+  DenseOptions no_bias;
+  no_bias.use_bias = false;
+  Sequential<double> model;
+  model.add(Dense<double>(6, 8, Activation::linear, no_bias));
+  model.add(BatchNorm<double>(BatchNormOptions::pytorch()));
+  model.add(ReLU<double>());
+  model.add(Dense<double>(8, 1));
+  std::vector<Vector<double>> initial;
+  for (const char* key : keys) initial.push_back(flat(key));
+  model.set_weights(initial);
+  model.compile(MeanSquaredError{}, SGD<double>(0.1));
+  FitOptions<double> options = test::quiet<double>(2, 32);
+  options.shuffle = false;
+  options.replicas = world_replicas;
+  const History history = model.fit(fixture.at("x"), fixture.at("y"), options);
+  const auto got = model.get_weights();
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(keys[i]);
+    CHECK(test::max_error(got[i], flat(std::string("final.") + keys[i])) <= 1e-12);
+  }
+  // Process 1's running statistics in DDP differ (its own shards'); minidl's replicas all hold process 0's.
+  CHECK(test::max_error(got[3], flat("final1.running_mean")) > 1e-3);
+  // The epoch losses are the means of DDP's step losses (each the mean over the processes).
+  const Matrix<double>& steps = fixture.at("loss");
+  for (int epoch = 0; epoch < 2; ++epoch)
+    CHECK(history.loss()[epoch] == doctest::Approx(steps.block(0, 3 * epoch, 1, 3).mean()).epsilon(1e-12));
+}
+
 TEST_CASE("only replica 0 prints and writes files; one replica's stop stops every replica") {
   using Scalar = float;
   Sequential<Scalar> model = dense_model<Scalar>(true);
@@ -313,6 +367,30 @@ TEST_CASE("an error on one replica stops every replica with the same error, and 
     const auto before = expect_failure(model, x, options, 0, "cannot be split");
     CHECK(test::bitwise_equal(model.get_weights(), before));
   }
+}
+
+TEST_CASE("a layer whose draws depend on its shard's size is refused at the end of the epoch") {
+  // examples/scaled_noise.hpp draws one number per value of its batch, so replicas with shards of different
+  // sizes leave its generator in different states: fit says which layer, rather than train different models.
+  using Scalar = double;
+  Sequential<Scalar> model(3);
+  model.add(Dense<Scalar>(16, 8));
+  model.add(ScaledNoise<Scalar>(0.1, 5));
+  model.add(Dense<Scalar>(4, Activation::softmax));
+  compile(model);
+  const Matrix<Scalar> x = test::uniform<Scalar>(65, 16, 51);
+  FitOptions<Scalar> options = test::quiet<Scalar>(2, 35);  // batches of 35 and 30: uneven shards on 2 and 3
+  options.replicas = world_replicas;
+  std::string what;
+  try {
+    model.fit(x, labels_for(x, 4), options);
+  } catch (const DistributedError& e) {
+    what = e.what();
+    CHECK(e.failed_rank() > 0);
+  }
+  INFO(what);
+  CHECK(what.find("ScaledNoise") != std::string::npos);
+  CHECK(what.find("random generator") != std::string::npos);
 }
 
 TEST_CASE("BackupAndRestore resumes an interrupted data-parallel fit where the uninterrupted one would be") {

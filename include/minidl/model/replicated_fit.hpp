@@ -139,6 +139,30 @@ class ReplicaFit {
     }
   }
 
+  /// At an epoch's end: agree on stop_training (true if some replica asks) after checking that every layer's
+  /// generator is in the same state on every replica; a layer that drew another amount of random numbers on
+  /// some replica (one of its own that draws per row of its shard, not per position in the global batch as
+  /// Dropout) would give the replicas different models from then on: that is an error naming it.
+  bool end_epoch(const Sequential<Scalar>& model, bool stop) {
+    stop = agree(stop);  // first: a replica whose epoch-end callbacks failed is not at the broadcast below
+    std::vector<std::uint64_t>& mine = generator_fingerprints_;
+    mine.clear();
+    for (const auto& layer : model.layers_) {
+      const std::vector<std::uint64_t> words = layer->generator_state();
+      mine.push_back(fingerprint(0, words.data(), words.size() * sizeof(std::uint64_t)));
+    }
+    std::vector<std::uint64_t> replica0 = mine;
+    group_.broadcast(replica0.data(), replica0.size() * sizeof(std::uint64_t), 0);
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      if (mine[i] != replica0[i])
+        fail("Sequential::fit", message(model.layers_[i]->describe(), "'s random generator is not in replica 0's "
+                                        "state: a layer that draws while training must draw the same numbers on "
+                                        "every replica (one key per batch, positions from batch_shard(), as "
+                                        "Dropout)"));
+    agree();
+    return stop;
+  }
+
   /// This replica's rows [first, last) of a global batch of n rows, which the layers are now shown.
   std::pair<Index, Index> shard(Index n) {
     const auto bounds = shard_bounds(n, rank_, size_);
@@ -269,6 +293,7 @@ class ReplicaFit {
   std::vector<std::vector<Parameter<Scalar>>> states_;  // per layer: its state() views
   std::vector<Scalar> buffer_;       // a step's sums
   std::string failure_;              // this replica's error, if it failed
+  std::vector<std::uint64_t> generator_fingerprints_;  // per layer, at the last epoch's end
 };
 
 }  // namespace detail

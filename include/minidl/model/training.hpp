@@ -326,7 +326,7 @@ History Sequential<Scalar>::fit_on(ConstMatrixRef<Scalar> x, ConstMatrixRef<Scal
     for (auto& cb : options.callbacks) cb->on_epoch_end(*this, epoch, logs);
     state.epoch = epoch + 1;  // where a fit resumed from here starts
     for (auto& cb : options.callbacks) cb->on_epoch_state(*this, state);
-    if (replicas) stop_training = replicas->agree(stop_training);
+    if (replicas) stop_training = replicas->end_epoch(*this, stop_training);
   }
   for (auto& cb : options.callbacks) cb->on_train_end(*this, logs);
   if (replicas) replicas->agree();  // a replica whose on_train_end failed fails them all
