@@ -240,7 +240,12 @@ def main():
         raw["runs"] = runner.runs
         with open(raw_path, "w") as f:
             json.dump(raw, f, indent=1)
-        finish(args, runner, raw["elapsed_s"] + time.time() - started, raw["machine"])
+        commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        machine = raw["machine"] + [f"- **Workload E**: measured afterwards with `--distributed-only` at commit "
+                                    f"{commit or 'unknown'}, {when}"]
+        finish(args, runner, raw["elapsed_s"] + time.time() - started, machine)
         return
 
     # The FMA peak, 1 and 2 threads.
