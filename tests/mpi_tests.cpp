@@ -139,8 +139,8 @@ void check_equals_one_process(Sequential<Scalar> model, const Matrix<Scalar>& x,
   options.replicas = world_replicas;
   const History got = model.fit(x, y, options);
   const double tolerance = test::tolerance<Scalar>(1e-5, 1e-12);
-  MESSAGE("replicas ", world().size(), ": History within ", history_error(got, expected), " (relative), weights within ",
-          weights_error(model, alone), " (test::max_error)");
+  MESSAGE("replicas ", world().size(), ": History within ", history_error(got, expected),
+          " (relative), weights within ", weights_error(model, alone), " (test::max_error)");
   CHECK(history_error(got, expected) <= tolerance);
   CHECK(weights_error(model, alone) <= tolerance);
   CHECK(check->checked == epochs);
