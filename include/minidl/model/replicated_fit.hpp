@@ -145,8 +145,7 @@ class ReplicaFit {
   /// Dropout) would give the replicas different models from then on: that is an error naming it.
   bool end_epoch(const Sequential<Scalar>& model, bool stop) {
     stop = agree(stop);  // first: a replica whose epoch-end callbacks failed is not at the broadcast below
-    std::vector<std::uint64_t>& mine = generator_fingerprints_;
-    mine.clear();
+    std::vector<std::uint64_t> mine;  // once per epoch: allocating here is not in a step
     for (const auto& layer : model.layers_) {
       const std::vector<std::uint64_t> words = layer->generator_state();
       mine.push_back(fingerprint(0, words.data(), words.size() * sizeof(std::uint64_t)));
@@ -293,7 +292,6 @@ class ReplicaFit {
   std::vector<std::vector<Parameter<Scalar>>> states_;  // per layer: its state() views
   std::vector<Scalar> buffer_;       // a step's sums
   std::string failure_;              // this replica's error, if it failed
-  std::vector<std::uint64_t> generator_fingerprints_;  // per layer, at the last epoch's end
 };
 
 }  // namespace detail
