@@ -10,15 +10,13 @@
 //   MINIDL_RESUME_HIDDEN=<n>            n hidden units instead of 8: a changed program.
 // A raised SIGKILL is the same death at the same point on every run, and no
 // handler or destructor softens it. A fit that ends writes
-// <result_prefix>.safetensors (save_model with the optimizer state) and
-// <result_prefix>.history (every History value in hexadecimal, so that equal
-// files mean equal bits). Exit status: 0 done, 1 an error (its message on
+// <result_prefix>.safetensors and <result_prefix>.history
+// (write_resume_result). Exit status: 0 done, 1 an error (its message on
 // stderr), 2 wrong arguments.
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -26,17 +24,6 @@
 #include "resume_model.hpp"
 
 namespace {
-
-template <class Scalar>
-struct KillAt : minidl::Callback<Scalar> {
-  KillAt(int epoch_, minidl::Index batch_) : epoch(epoch_), batch(batch_) {}
-  void on_epoch_begin(minidl::Sequential<Scalar>&, int e) override { current = e; }
-  void on_batch_end(minidl::Sequential<Scalar>&, minidl::Index b, const minidl::Logs&) override {
-    if (current == epoch && b == batch) std::raise(SIGKILL);
-  }
-  int epoch, current = -1;
-  minidl::Index batch;
-};
 
 template <class Scalar>
 int run(const std::string& backup_dir, const std::string& prefix) {
@@ -50,7 +37,7 @@ int run(const std::string& backup_dir, const std::string& prefix) {
     long batch = -1;
     if (std::sscanf(kill, "%d,%ld", &epoch, &batch) != 2)
       throw minidl::ValueError(std::string("MINIDL_RESUME_KILL must be <epoch>,<batch>, got '") + kill + "'");
-    options.callbacks.push_back(std::make_shared<KillAt<Scalar>>(epoch, batch));
+    options.callbacks.push_back(std::make_shared<minidl::test::KillAt<Scalar>>(epoch, batch));
   }
   if (const char* at_write = std::getenv("MINIDL_RESUME_KILL_AT_WRITE")) {
     const int n = std::atoi(at_write);
@@ -59,21 +46,7 @@ int run(const std::string& backup_dir, const std::string& prefix) {
     };
   }
   const minidl::History history = model.fit(x, y, options);
-
-  minidl::SaveModelOptions save;
-  save.include_optimizer = true;
-  minidl::save_model(model, prefix + ".safetensors", save);
-  std::ofstream out(prefix + ".history");
-  for (const auto& name : history.names()) {
-    out << name;
-    for (double v : history[name]) {
-      char hex[64];
-      std::snprintf(hex, sizeof hex, " %a", v);
-      out << hex;
-    }
-    out << "\n";
-  }
-  return out.good() ? 0 : 1;
+  return minidl::test::write_resume_result(model, history, prefix) ? 0 : 1;
 }
 
 }  // namespace

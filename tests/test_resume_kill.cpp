@@ -4,72 +4,31 @@
 // state (step count and slots) and History must be an uninterrupted run's,
 // bit for bit (the result files are compared byte for byte).
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <minidl/io.hpp>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "resume_driver.hpp"
 #include "support.hpp"
 
 #ifndef MINIDL_RESUME_WORKER
 #error "MINIDL_RESUME_WORKER must name the resume_worker program (tests/CMakeLists.txt defines it)"
 #endif
 
-extern char** environ;
-
 namespace {
 
-struct Outcome {
-  bool killed = false;  // by SIGKILL
-  int status = -1;      // the exit status otherwise
-};
+using minidl::test::backup_epoch;
+using minidl::test::contents;
+using minidl::test::Outcome;
 
 // Runs resume_worker with `args`, its environment this process's plus `env`
 // ("NAME=value"), its stderr into `errors` if given.
 Outcome run_worker(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
                    const std::string& errors = "") {
-  std::vector<std::string> all{MINIDL_RESUME_WORKER};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv, envp;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> environment(env);
-  for (char** e = environ; *e; ++e) environment.emplace_back(*e);
-  for (auto& e : environment) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (!errors.empty())
-    posix_spawn_file_actions_addopen(&actions, 2, errors.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, MINIDL_RESUME_WORKER, &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(spawned == 0);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  Outcome out;
-  out.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-  if (WIFEXITED(status)) out.status = WEXITSTATUS(status);
-  return out;
-}
-
-std::string contents(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// The epoch a backup resumes at, from its metadata.
-int backup_epoch(const std::string& path) {
-  const auto file = minidl::read_safetensors(path);
-  return nlohmann::json::parse(file.metadata().at("minidl.backup")).at("epoch").get<int>();
+  return minidl::test::run_program(MINIDL_RESUME_WORKER, args, env, errors);
 }
 
 }  // namespace
