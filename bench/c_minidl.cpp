@@ -1,9 +1,7 @@
 // Workload C with minidl: a small convolutional net on Fashion-MNIST batches
 // (bench/workloads.hpp), trained with train_on_batch on consecutive batches.
 // Prints ms per training step and per inference batch of 64 (predict).
-#include <minidl/minidl.hpp>
-
-#include "workloads.hpp"
+#include "c_model.hpp"
 
 int main(int argc, char** argv) {
   const bench::Options options = bench::parse_options(argc, argv);
@@ -12,20 +10,7 @@ int main(int argc, char** argv) {
   const auto data = C::load(options);
   const minidl::Matrix<float> labels = minidl::one_hot<float>(data.train_y, C::classes);
 
-  minidl::Conv2DOptions same;
-  same.padding = minidl::Padding::same;
-  minidl::Sequential<float> model(/*seed=*/42);
-  model.add(minidl::Conv2D<float>(minidl::Shape{C::height, C::width, 1}, C::filters1, C::kernel, same));
-  model.add(minidl::BatchNorm<float>());
-  model.add(minidl::ReLU<float>());
-  model.add(minidl::MaxPooling2D<float>({C::pool, C::pool}));
-  model.add(minidl::Conv2D<float>(C::filters2, C::kernel, same));
-  model.add(minidl::BatchNorm<float>());
-  model.add(minidl::ReLU<float>());
-  model.add(minidl::MaxPooling2D<float>({C::pool, C::pool}));
-  model.add(minidl::Flatten<float>());
-  model.add(minidl::Dense<float>(model.output_shape().size(), C::classes, minidl::Activation::softmax));
-  model.compile(minidl::CategoricalCrossentropy{}, minidl::Adam<float>{C::learning_rate});
+  minidl::Sequential<float> model = C::make_minidl_model();
 
   // Consecutive batches of the loaded images, wrapping around.
   const Eigen::Index batches = data.train_x.rows() / C::batch;

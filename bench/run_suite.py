@@ -213,24 +213,27 @@ def main():
                 "--threads", str(n), *extra, *smoke], env
 
     mpirun = shutil.which("mpirun")
-    e_ok = program("b_distributed") and mpirun
-    # Workload E: B as a data-parallel fit (synchronized BatchNorm): 1 process x 1 and 2 threads, 2 processes x 1
-    # thread over shared memory and over TCP alone.
+    e_programs = [(model, name) for model, name in (("B", "b_distributed"), ("C", "c_distributed")) if program(name)]
+    e_ok = e_programs and mpirun
+    # Workload E: B and C as data-parallel fits (synchronized BatchNorm): 1 process x 1 and 2 threads, 2 processes
+    # x 1 thread over shared memory and over TCP alone.
     e_configs = [(1, 1, "shared memory"), (1, 2, "shared memory"), (2, 1, "shared memory"), (2, 1, "TCP")]
 
     def run_e():
         mpi_env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         for _ in range(reps):
-            for processes, n, transport in e_configs:
-                tcp = ["--mca", "btl", "tcp,self"] if transport == "TCP" else []
-                command = [mpirun, "--oversubscribe", "-np", str(processes), *tcp, "--bind-to", "none",
-                           *cxx("b_distributed", "--threads", str(n), *data)]
-                label = f"E {processes}P x {n}T {transport}"
-                runner.run(label, command, mpi_env)["transport"] = transport
+            for model, name in e_programs:
+                for processes, n, transport in e_configs:
+                    tcp = ["--mca", "btl", "tcp,self"] if transport == "TCP" else []
+                    command = [mpirun, "--oversubscribe", "-np", str(processes), *tcp, "--bind-to", "none",
+                               *cxx(name, "--threads", str(n), *data)]
+                    label = f"E {model} {processes}P x {n}T {transport}"
+                    runner.run(label, command, mpi_env)["transport"] = transport
 
     if args.distributed_only:
         if not e_ok:
-            raise SystemExit("run_suite.py: --distributed-only needs bench/b_distributed (MPI) and mpirun")
+            raise SystemExit("run_suite.py: --distributed-only needs bench/b_distributed or c_distributed (MPI) and "
+                             "mpirun")
         raw_path = os.path.join(args.build, "raw_results.json")
         with open(raw_path) as f:
             raw = json.load(f)
@@ -322,13 +325,13 @@ def main():
 
 def key_of(run):
     """Which figure a run belongs to: ("peak", threads), ("A", impl), ("B", impl, threads), ("C", impl, threads),
-    ("D", impl, threads), ("E", processes, threads, transport), ("acc", impl) or ("products",)."""
+    ("D", impl, threads), ("E", model, processes, threads, transport), ("acc", impl) or ("products",)."""
     if run["workload"] == "products":
         return ("products",)
     if run["workload"] == "D":
         return ("D", run["impl"], run["threads"])
     if run["workload"] == "E":
-        return ("E", run["processes"], run["threads"], run["transport"])
+        return ("E", run.get("model", "B"), run["processes"], run["threads"], run["transport"])
     if run["workload"] in ("peak", "C"):
         return (run["workload"], run["impl"], run["threads"]) if run["workload"] == "C" else ("peak", run["threads"])
     if run["workload"] == "A":
@@ -517,45 +520,63 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                   f"{cached['default_cache_budget_bytes'] / 2**30:.2f} GiB on this machine.", ""]
 
     # The products one at a time: each run lists every product; a product's figures are matched across runs by
-    # Workload E: B as a data-parallel fit.
-    e_keys = sorted((k for k in results if k[0] == "E"), key=lambda k: (k[1], k[3] != "shared memory", k[2]))
+    # Workload E: B and C as data-parallel fits, per step of each run's last epoch (C's first one warms up).
+    e_keys = sorted((k for k in results if k[0] == "E"), key=lambda k: (k[1], k[2], k[4] != "shared memory", k[3]))
+
+    def per_step(r, v):  # milliseconds per step of the last epoch
+        return 1e3 * (v[-1] if isinstance(v, list) else v) / r["steps_per_epoch"]
+
     e = {}
     for k in e_keys:
         runs = results[k]
-        steps = runs[0]["steps_per_epoch"]
-        e[k] = dict(epoch=epoch(runs), steps=steps,
-                    calls=collect(runs, "mpi_calls", lambda r, v: statistics.median(v) / steps),
-                    bytes=collect(runs, "mpi_bytes", lambda r, v: statistics.median(v) / steps),
-                    mpi=collect(runs, "mpi_s", lambda r, v: statistics.median(v) * B_TRAIN / r["train_samples"]),
-                    accuracy=collect(runs, "test_accuracy"), rss=collect(runs, "max_rss_kib"),
+        e[k] = dict(step=collect(runs, "epoch_s", per_step), mpi=collect(runs, "mpi_s", per_step),
+                    calls=collect(runs, "mpi_calls", lambda r, v: v[-1] / r["steps_per_epoch"]),
+                    bytes=collect(runs, "mpi_bytes", lambda r, v: v[-1] / r["steps_per_epoch"]),
+                    floor=collect(runs, "allreduce_floor_s", per_step)
+                    if all("allreduce_floor_s" in r for r in runs) else None,
+                    accuracy=collect(runs, "test_accuracy") if all("test_accuracy" in r for r in runs) else None,
                     identical=all(r["replicas_identical"] for r in runs))
-    base = e.get(("E", 1, 1, "shared memory"))
+    e_models = sorted({k[1] for k in e_keys})
     if e:
-        lines += ["## Workload E: workload B as a data-parallel fit (MPI), synchronized BatchNorm", "",
-                  "Workload B's model and data, `FitOptions::replicas = MpiReplicas` (`bench/b_distributed.cpp`, "
-                  "under `mpirun --oversubscribe --bind-to none`; TCP: `--mca btl tcp,self`): each global batch of "
-                  "128 split across the processes, every BatchNorm synchronized, so that every configuration trains "
-                  "the one-process model. One epoch per run. MPI calls, bytes (what one process contributed to the "
-                  "collectives) and seconds in MPI (waiting for the other process included) are replica 0's.", "",
-                  "| processes × threads | transport | s/epoch | images/s | speed-up over 1 × 1 | efficiency "
-                  "| MPI calls per step | KiB per step | s in MPI per epoch | test accuracy (1 epoch) | replicas equal |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Workload E: workloads B and C as data-parallel fits (MPI), synchronized BatchNorm", "",
+                  "B's and C's models and data, `FitOptions::replicas = MpiReplicas` (`bench/b_distributed.cpp`, "
+                  "`bench/c_distributed.cpp`, under `mpirun --oversubscribe --bind-to none`; TCP: "
+                  "`--mca btl tcp,self`): each global batch (B: 128, C: 64) split across the processes, every "
+                  "BatchNorm synchronized, so that every configuration trains the one-process model. B: one epoch "
+                  "of 469 steps; C: two epochs of 110 steps, the second counts. MPI calls, bytes (what one process "
+                  "contributed to the collectives) and time in MPI (waiting for the other process included) are "
+                  "replica 0's. The all-reduce floor: the same bytes per step in one `MPI_Allreduce` each, timed "
+                  "alone after the fit (what the step's communication costs with no computing around it).", "",
+                  "| model | processes × threads | transport | ms per step | speed-up over 1 × 1 | efficiency "
+                  "| MPI calls per step | KiB per step | ms in MPI per step | all-reduce floor, ms per step "
+                  "| test accuracy | replicas equal |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for k in e_keys:
-            f = e[k]
-            speed = base["epoch"]["median"] / f["epoch"]["median"] if base else None
-            workers = k[1] * k[2]
-            lines.append(f"| {k[1]} × {k[2]} | {k[3] if k[1] > 1 else '—'} | {fmt(f['epoch'])} | "
-                         f"{B_TRAIN / f['epoch']['median']:.0f} | {f'{speed:.2f}' if speed else '—'} | "
-                         f"{f'{100 * speed / workers:.0f}%' if speed else '—'} | {f['calls']['median']:.1f} | "
-                         f"{f['bytes']['median'] / 1024:.0f} | {fmt(f['mpi'])} | {fmt(f['accuracy'], 4, 100, '%')} | "
+            f, base = e[k], e.get(("E", k[1], 1, 1, "shared memory"))
+            speed = base["step"]["median"] / f["step"]["median"] if base else None
+            workers = k[2] * k[3]
+            lines.append(f"| {k[1]} | {k[2]} × {k[3]} | {k[4] if k[2] > 1 else '—'} | {fmt(f['step'])} | "
+                         f"{f'{speed:.2f}' if speed else '—'} | {f'{100 * speed / workers:.0f}%' if speed else '—'} | "
+                         f"{f['calls']['median']:.1f} | {f['bytes']['median'] / 1024:.0f} | {fmt(f['mpi'])} | "
+                         f"{fmt(f['floor']) if k[2] > 1 else '—'} | {fmt(f['accuracy'], 4, 100, '%')} | "
                          f"{'yes' if f['identical'] else '**no**'} |")
-        two = e.get(("E", 2, 1, "shared memory"))
+        for model in e_models:
+            one, two = e.get(("E", model, 1, 1, "shared memory")), e.get(("E", model, 2, 1, "shared memory"))
+            if not (one and two and two["floor"]):
+                continue
+            t1, floor = one["step"]["median"], two["floor"]["median"]
+            lines += ["", f"{model}, the most 2 processes could gain on these 2 cores: the all-reduce is work of the "
+                      "same cores (a memory copy and a sum, with no core left to overlap it with the backward pass), "
+                      f"so even if everything else halved, a step would take {t1:.2f} / 2 + {floor:.2f} ms (the "
+                      f"floor) and the speed-up be at most {t1 / (t1 / 2 + floor):.2f} ×."]
+        two = e.get(("E", "B", 2, 1, "shared memory"))
+        base = e.get(("E", "B", 1, 1, "shared memory"))
         if two:
             payload = two["bytes"]["median"]
-            step_compute = base["epoch"]["median"] / base["steps"] / 2 if base else None
-            lines += ["", "What a cluster adds per step (a model, not a measurement): a ring all-reduce of S bytes "
-                      "over R processes costs about 2(R − 1)·α + 2·(R − 1)/R · S/β (α the latency, β the bandwidth), "
-                      "and each of the c − 1 small collectives about 2·⌈log₂ R⌉·α. Measured here: "
+            step_compute = base["step"]["median"] / 1e3 / 2 if base else None
+            lines += ["", "What a cluster adds per step of B (a model, not a measurement): a ring all-reduce of S "
+                      "bytes over R processes costs about 2(R − 1)·α + 2·(R − 1)/R · S/β (α the latency, β the "
+                      "bandwidth), and each of the c − 1 small collectives about 2·⌈log₂ R⌉·α. Measured here: "
                       f"S ≈ {payload / 1024:.0f} KiB per step (the gradients of every trainable tensor, the "
                       "BatchNorm statistics and the loss and metric sums, in float), "
                       f"c = {two['calls']['median']:.0f} collectives per step. On 10 Gbit/s Ethernet "
@@ -662,16 +683,14 @@ def write_report(args, results, elapsed, runner, torch_ok, tiny_ok, threads, mac
                m is not None and m <= budget,
                f"{m / 2**20:.0f} MiB, of which the cache {cached['cache_bytes'] / 2**20:.1f} MiB "
                f"(budget {budget / 2**30:.2f} GiB)" if m else "")
-    two, one = e.get(("E", 2, 1, "shared memory")), e.get(("E", 1, 1, "shared memory"))
-    if two and one:
-        r = speedup(one["epoch"], two["epoch"])
-        target("E 2 processes × 1 thread ≥ 1.8 × 1 process × 1 thread (≥ 90% efficiency)", r, r >= 1.8,
-               f"{r:.2f} × ({50 * r:.0f}%)")
-        tcp = e.get(("E", 2, 1, "TCP"))
-        if tcp:
-            r = speedup(one["epoch"], tcp["epoch"])
-            target("E 2 processes over TCP alone ≥ 1.8 × 1 process (the same target, no shared memory)", r,
-                   r >= 1.8, f"{r:.2f} ×")
+    for model in sorted({k[1] for k in e}):
+        one = e.get(("E", model, 1, 1, "shared memory"))
+        for transport, what in (("shared memory", ""), ("TCP", " over TCP alone (no shared memory)")):
+            other = e.get(("E", model, 2, 1, transport))
+            if one and other:
+                r = speedup(one["step"], other["step"])
+                target(f"E {model}: 2 processes × 1 thread{what} ≥ 1.8 × 1 process × 1 thread (≥ 90% efficiency)",
+                       r, r >= 1.8, f"{r:.2f} × ({50 * r:.0f}%)")
     lines.append("")
 
     # Notes.

@@ -173,31 +173,39 @@ class ReplicaFit {
   std::pair<Index, Index> share(Index rows) const { return shard_bounds(rows, rank_, size_); }
   void sum(std::vector<double>& values) { group_.sum(values.data(), values.size()); }
 
-  /// After this replica's forward and backward of its shard: one sum over the replicas of the trainable
-  /// layers' gradients, replica 0's moving statistics, the loss parts and the metric sums. Returns the global
+  /// After this replica's forward and backward of its shard: the sum over the replicas of the trainable
+  /// layers' gradients (each large one in place, the rest in one buffer with replica 0's moving statistics, the
+  /// loss parts and the metric sums). Returns the global
   /// batch's loss and adds the batch to `means`. Allocates nothing once the sizes are known.
   Scalar reduce_step(Sequential<Scalar>& model, Scalar loss_part, const Vector<Scalar>* sample_weight,
                      RunningMeans<Scalar>& means) {
     const auto& layers = model.layers_;
-    std::size_t values = 0;
-    for_each_tensor(model, [&](Scalar*, Index size, bool) { values += std::size_t(size); });
+    std::size_t packed = 0;
+    for_each_tensor(model, [&](Scalar*, Index size, bool statistics) {
+      if (!own_sum(size, statistics)) packed += std::size_t(size);
+    });
     const std::size_t tail = 2 + model.metrics_.size();  // loss, weights, metrics
-    buffer_.resize(values + tail);
+    buffer_.resize(packed + tail);
     std::size_t k = 0;
     for_each_tensor(model, [&](Scalar* data, Index size, bool statistics) {
+      if (own_sum(size, statistics)) return;
       // Statistics: replica 0's, the others add zeros.
       if (statistics && !main()) std::fill_n(buffer_.data() + k, size, Scalar(0));
       else std::copy_n(data, size, buffer_.data() + k);
       k += std::size_t(size);
     });
-    Scalar* sums = buffer_.data() + values;
+    Scalar* sums = buffer_.data() + packed;
     std::fill_n(sums, tail, Scalar(0));
     sums[0] = loss_part;
     RunningMeans<Scalar>::add_metric_sums(model.metrics_, layers.back()->output(), model.batch_y_, sample_weight,
                                           sums + 1);
+    for_each_tensor(model, [&](Scalar* data, Index size, bool statistics) {
+      if (own_sum(size, statistics)) group_.sum(data, std::size_t(size));
+    });
     group_.sum(buffer_.data(), buffer_.size());
     k = 0;
-    for_each_tensor(model, [&](Scalar* data, Index size, bool) {
+    for_each_tensor(model, [&](Scalar* data, Index size, bool statistics) {
+      if (own_sum(size, statistics)) return;
       std::copy_n(buffer_.data() + k, size, data);
       k += std::size_t(size);
     });
@@ -206,8 +214,14 @@ class ReplicaFit {
     return loss;
   }
 
+  /// A gradient of at least this many values is summed where it lies, in a collective of its own: copying it
+  /// into the step's buffer and back costs more than one more collective's latency. Statistics are small.
+  static constexpr Index in_place_values = Index(1) << 16;
+
  private:
   enum : std::int64_t { ok_code = 0, stop_code = 1, failed_code = 2 };
+
+  static bool own_sum(Index size, bool statistics) { return !statistics && size >= in_place_values; }
 
   // Every tensor a step sums: visit(data, size, is_statistics) for the gradients of the layers that train,
   // then the statistics of those layers (a frozen layer's never change).
