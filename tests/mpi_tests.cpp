@@ -11,8 +11,11 @@
 //   - an error on one replica (bad data, a throwing callback, different data)
 //     gives every replica the same DistributedError, and changes no model;
 //   - a layer of the user's whose draws depend on its shard's size is an error naming it;
-//   - BackupAndRestore resumes an interrupted data-parallel fit exactly.
+//   - BackupAndRestore resumes an interrupted data-parallel fit exactly;
+//   - a steady-state data-parallel step allocates nothing (counting_allocations.hpp).
 #define DOCTEST_CONFIG_IMPLEMENT
+#include "counting_allocations.hpp"  // first: it replaces operator new and sets up Eigen's allocation hook
+
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -174,6 +177,20 @@ TEST_CASE_TEMPLATE("a gradient summed in place (a large kernel) and the packed o
   model.compile(CategoricalCrossentropy{}, SGD<Scalar>(Scalar(0.1)), {Metric::accuracy});
   const Matrix<Scalar> x = test::uniform<Scalar>(90, inputs, 9);
   check_equals_one_process(std::move(model), x, labels_for(x, 4), 2, 32);
+}
+
+TEST_CASE_TEMPLATE("a data-parallel step allocates nothing after the first epoch, BatchNorm local and synchronized",
+                   Scalar, float, double) {
+  for (const bool synchronized : {false, true}) {
+    CAPTURE(synchronized);
+    Sequential<Scalar> model = dense_model<Scalar>(synchronized);
+    compile(model);
+    const Matrix<Scalar> x = test::uniform<Scalar>(8 * 24, 16, 12);  // 8 batches of 24: shards 12/12, 8/8/8
+    FitOptions<Scalar> options = test::quiet<Scalar>(3, 24);
+    options.validation_data.emplace(x.topRows(48), labels_for(x, 4).topRows(48));
+    options.replicas = world_replicas;
+    counting::check_steady_state_fit(model, x, labels_for(x, 4), options);
+  }
 }
 
 TEST_CASE_TEMPLATE("a model without BatchNorm on R replicas equals one process, sample weights too", Scalar, float,

@@ -1,45 +1,13 @@
 // Zero heap allocations in a steady-state training step and inference batch.
 //
-// This file is its own executable (minidl_alloc_tests): it replaces the global
-// operator new and delete, every form, with versions that count allocations
-// while a measured region runs. Eigen allocates with malloc, not new, so its
-// allocations are counted through Eigen's own hook: with
-// EIGEN_RUNTIME_NO_MALLOC, every Eigen heap allocation first asserts that
-// allocation is allowed; inside a measured region it is not, and the
-// eigen_assert below counts that assertion instead of aborting.
+// This file is its own executable (minidl_alloc_tests): counting_allocations.hpp
+// replaces the global operator new and delete with counting versions.
 //
 // "Steady state": after a few warm-up steps with the same batch size, when
 // every buffer has its size. The first batch and a change of batch size
 // (an epoch's smaller last batch) resize buffers and do allocate.
 
-#include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <new>
-
-namespace counting {
-std::atomic<bool> active{false};   // true only inside a measured region
-std::atomic<long> allocations{0};  // heap allocations seen while active
-
-void note() {
-  if (active.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-}
-
-// Eigen's failed assertions: "heap allocation is forbidden" counts an allocation
-// (the allocation then proceeds); any other assertion aborts, as assert() would.
-void eigen_assertion_failed(const char* condition, const char* file, int line) {
-  if (std::strstr(condition, "heap allocation is forbidden")) {
-    note();
-    return;
-  }
-  std::fprintf(stderr, "%s:%d: Eigen assertion failed: %s\n", file, line, condition);
-  std::abort();
-}
-}  // namespace counting
-
-#define EIGEN_RUNTIME_NO_MALLOC
-#define eigen_assert(x) ((x) ? static_cast<void>(0) : counting::eigen_assertion_failed(#x, __FILE__, __LINE__))
+#include "counting_allocations.hpp"
 
 #include <doctest/doctest.h>
 
@@ -50,76 +18,11 @@ void eigen_assertion_failed(const char* condition, const char* file, int line) {
 
 #include "support.hpp"
 
-// ---- counting operator new / delete ----------------------------------------
-
-namespace counting {
-void* allocate(std::size_t size) {
-  note();
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* allocate(std::size_t size, std::align_val_t alignment) {
-  note();
-  const auto align = static_cast<std::size_t>(alignment);
-  return std::aligned_alloc(align, (size + align - 1) / align * align + (size == 0 ? align : 0));
-}
-template <class... Alignment>
-void* allocate_or_throw(std::size_t size, Alignment... alignment) {
-  if (void* p = allocate(size, alignment...)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace counting
-
-void* operator new(std::size_t n) { return counting::allocate_or_throw(n); }
-void* operator new[](std::size_t n) { return counting::allocate_or_throw(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counting::allocate(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counting::allocate(n); }
-void* operator new(std::size_t n, std::align_val_t a) { return counting::allocate_or_throw(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return counting::allocate_or_throw(n, a); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counting::allocate(n, a);
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counting::allocate(n, a);
-}
-// Both allocate() versions take memory from malloc / aligned_alloc: free releases either.
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-
 namespace {
 
 using namespace minidl;
 using minidl::test::uniform;
-
-/// Number of heap allocations (operator new and Eigen's) while `run` runs.
-template <class Run>
-long allocations_in(Run&& run) {
-  struct Region {  // ends the region even if run() throws
-    Region() {
-      Eigen::internal::set_is_malloc_allowed(false);
-      counting::active = true;
-    }
-    ~Region() {
-      counting::active = false;
-      Eigen::internal::set_is_malloc_allowed(true);
-    }
-  };
-  const long before = counting::allocations.load();
-  {
-    Region region;
-    run();
-  }
-  return counting::allocations.load() - before;
-}
+using counting::allocations_in;
 
 // Keeps a pointer observable, so the compiler cannot drop the allocation behind it.
 void* volatile sink = nullptr;
@@ -346,29 +249,13 @@ void check_fit_steps(Sequential<Scalar>& model, PrefixCache cache) {
   const Matrix<Scalar> x = uniform<Scalar>(batches * batch, inputs, 3);
   const Matrix<Scalar> y = one_hot_targets<Scalar>(x.rows());
 
-  std::vector<long> counter_at_batch_end;  // the allocation counter after each batch
-  counter_at_batch_end.reserve(static_cast<std::size_t>(batches * epochs));  // push_back below never allocates
-  auto record = std::make_shared<LambdaCallback<Scalar>>();
-  record->batch_end = [&](Sequential<Scalar>&, Index, const Logs&) {
-    counter_at_batch_end.push_back(counting::allocations.load());
-  };
   FitOptions<Scalar> options;
   options.batch_size = batch;  // all batches the same size
   options.epochs = epochs;
   options.verbose = 0;
   options.validation_data = ValidationData<Scalar>{x.topRows(2 * batch), y.topRows(2 * batch)};
-  options.callbacks = {record};
   options.cache_frozen_prefix = cache;
-  const long total = allocations_in([&] { model.fit(x, y, options); });
-
-  REQUIRE(counter_at_batch_end.size() == static_cast<std::size_t>(batches * epochs));
-  CHECK(total > 0);  // the first batch sizes the buffers: the counter is on during fit
-  for (int epoch = 1; epoch < epochs; ++epoch)
-    for (Index b = 1; b < batches; ++b) {
-      const auto i = static_cast<std::size_t>(epoch * batches + b);
-      INFO("epoch ", epoch, ", batch ", b);
-      CHECK(counter_at_batch_end[i] - counter_at_batch_end[i - 1] == 0);
-    }
+  counting::check_steady_state_fit(model, x, y, options);
 }
 }  // namespace
 
