@@ -34,6 +34,7 @@ minidl::test::Outcome run_job(const std::vector<std::string>& args) {
 
 TEST_CASE("a data-parallel fit killed with SIGKILL resumes from replica 0's backup and ends as an uninterrupted one") {
   using minidl::test::backup_epoch;
+  using minidl::test::check_same_result;
   using minidl::test::contents;
   minidl::test::TempDir dir;
   const std::string reference = dir.file("reference"), resumed = dir.file("resumed");
@@ -54,13 +55,7 @@ TEST_CASE("a data-parallel fit killed with SIGKILL resumes from replica 0's back
 
   REQUIRE(run_job({backup_dir, resumed}).status == 0);
   CHECK_FALSE(std::filesystem::exists(backup));
-  const std::string expected = contents(reference + ".safetensors");
-  REQUIRE(expected.size() > 1000);
-  CHECK(contents(resumed + ".safetensors") == expected);  // weights, statistics, optimizer state
-  CHECK(contents(resumed + ".history") == contents(reference + ".history"));
-  const auto file = minidl::read_safetensors(resumed + ".safetensors");
-  CHECK(nlohmann::json::parse(file.metadata().at("minidl.optimizer")).at("iterations") == 25);  // 5 x 5 steps
-  CHECK(contents(resumed + ".history").find("val_loss") != std::string::npos);
+  check_same_result(resumed, reference);
   // Where each run started: a run from epoch 0 would end the same, so the comparisons above do not show it.
   CHECK(contents(reference + ".starts") == "0\n");
   CHECK(contents(resumed + ".starts") == "0\n2\n4\n");

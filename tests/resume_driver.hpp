@@ -86,4 +86,16 @@ inline int backup_epoch(const std::string& path) {
   return nlohmann::json::parse(file.metadata().at("minidl.backup")).at("epoch").get<int>();
 }
 
+/// Checks that the result files `resumed` (.safetensors: weights, statistics, optimizer state; .history) of a
+/// resumed run of 5 epochs of 5 steps equal the uninterrupted run's, `reference`, byte for byte.
+inline void check_same_result(const std::string& resumed, const std::string& reference) {
+  const std::string expected = contents(reference + ".safetensors");
+  REQUIRE(expected.size() > 1000);
+  CHECK(contents(resumed + ".safetensors") == expected);  // weights, statistics, optimizer state
+  CHECK(contents(resumed + ".history") == contents(reference + ".history"));
+  const auto file = minidl::read_safetensors(resumed + ".safetensors");
+  CHECK(nlohmann::json::parse(file.metadata().at("minidl.optimizer")).at("iterations") == 25);  // 5 x 5 steps
+  CHECK(contents(resumed + ".history").find("val_loss") != std::string::npos);
+}
+
 }  // namespace minidl::test

@@ -7,9 +7,10 @@
 // broadcast, and everything else a replica's run depends on (architecture,
 // data, options, starting state, optimizer state) is checked to be the same.
 // Each step: a replica runs forward and backward on its share of the global
-// batch, with its loss gradient scaled by its rows / n, so that one sum over
-// the replicas gives the global batch's gradient; the same sum carries each
-// replica's part of the loss and its metric sums, and replica 0's moving
+// batch, with its loss gradient scaled by its rows / n, so that a sum over
+// the replicas gives the global batch's gradient (large gradients where they
+// lie, the rest in one buffer); that buffer also carries each replica's part
+// of the loss and its metric sums, and replica 0's moving
 // statistics of the BatchNorm layers that normalize with their own shard's
 // statistics (the others add zeros: PyTorch DDP's broadcast_buffers). Every
 // replica then applies the same update, so the replicas stay bitwise equal.
