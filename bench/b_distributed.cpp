@@ -16,9 +16,7 @@ int main(int argc, char** argv) {
   minidl::set_num_threads(options.threads);
   namespace B = bench::b;
   const auto data = B::load(options);
-  minidl::BatchNormOptions synchronized;
-  synchronized.synchronized = true;
-  minidl::Sequential<float> model = B::make_minidl_model(synchronized);
+  minidl::Sequential<float> model = B::make_minidl_model(bench::synchronized_batchnorm());
   const bench::DistributedRun run = bench::distributed_fit(
       model, data.train_x, minidl::one_hot<float>(data.train_y, B::classes), B::fit_options(options, {}), replicas);
   if (replicas.rank() != 0) return run.replicas_identical ? 0 : 1;

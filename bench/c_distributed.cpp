@@ -14,9 +14,7 @@ int main(int argc, char** argv) {
   minidl::set_num_threads(options.threads);
   namespace C = bench::c;
   const auto data = C::load(options);
-  minidl::BatchNormOptions synchronized;
-  synchronized.synchronized = true;
-  minidl::Sequential<float> model = C::make_minidl_model(synchronized);
+  minidl::Sequential<float> model = C::make_minidl_model(bench::synchronized_batchnorm());
   minidl::FitOptions<float> fit;
   fit.batch_size = C::batch;
   fit.epochs = 2;

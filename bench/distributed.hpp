@@ -14,6 +14,13 @@
 
 namespace bench {
 
+/// Every BatchNorm of workload E sums its statistics over the processes, so that any number trains as one.
+inline minidl::BatchNormOptions synchronized_batchnorm() {
+  minidl::BatchNormOptions options;
+  options.synchronized = true;
+  return options;
+}
+
 struct DistributedRun {
   std::vector<double> epoch_s, mpi_s, mpi_bytes, mpi_calls;
   minidl::History history;
