@@ -216,7 +216,8 @@ class ReplicaFit {
   }
 
   /// A gradient of at least this many values is summed where it lies, in a collective of its own: copying it
-  /// into the step's buffer and back costs more than one more collective's latency. Statistics are small.
+  /// into the step's buffer and back costs more than one more collective's latency. Statistics always go in the
+  /// buffer: the replicas other than 0 send zeros there in place of their own.
   static constexpr Index in_place_values = Index(1) << 16;
 
  private:
